@@ -1,2 +1,156 @@
-def main() -> None:
-    pass
+"""Command line: ``runloop-scenarios-mcp [options]`` serves MCP; subcommands run the emulator, the demo, schemas.
+
+Every flag and environment value is checked before anything starts; a bad one ends the process
+with a one-line message on stderr and exit code 2 (fail closed). stdout is reserved for the MCP
+protocol: nothing here writes to it while serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from pydantic import SecretStr
+
+from . import __version__
+from .config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_TOKENS_CAP,
+    DEFAULT_TIMEOUT,
+    Settings,
+    default_journal_path,
+)
+from .errors import ConfigurationError
+from .logs import configure_logging
+
+PROG = "runloop-scenarios-mcp"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {PROG} --help)\n")
+
+
+def _env_flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{name}={env[name]!r} is not a boolean; use 1 or 0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "MCP server to browse and safely edit Runloop scenarios. Serves MCP over stdio by default; an MCP host "
+            "(Claude Desktop, Claude Code, VS Code, Cursor) launches it. Needs RUNLOOP_API_KEY, or --emulator to "
+            "try it on built-in sample data."
+        ),
+        epilog=(
+            "environment: RUNLOOP_API_KEY, RUNLOOP_BASE_URL, RUNLOOP_MCP_READ_ONLY, RUNLOOP_MCP_SECRET, "
+            "RUNLOOP_MCP_HTTP_TOKEN, RUNLOOP_MCP_JOURNAL. Subcommands: emulator (serve the sample Runloop API on "
+            "loopback), demo (a scripted MCP session), schemas (write or check schemas/)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--emulator", action="store_true", help="serve from the embedded Runloop emulator (no key)")
+    parser.add_argument("--read-only", action="store_true", help="list and allow only read-only tools")
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT, help=f"HTTP port (default {DEFAULT_HTTP_PORT})")
+    parser.add_argument(
+        "--default-max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="page budget when a call gives none"
+    )
+    parser.add_argument(
+        "--max-tokens-cap", type=int, default=DEFAULT_MAX_TOKENS_CAP, help="the largest budget a call may ask"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="upstream request timeout in seconds (default 30)"
+    )
+    parser.add_argument("--max-retries", type=int, default=5, help="upstream retries of a read (default 5)")
+    parser.add_argument("--journal", type=Path, default=None, help="undo journal path (default: XDG state dir)")
+    parser.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], type=str.upper, default=None
+    )
+
+    commands = parser.add_subparsers(dest="command", metavar="{emulator,demo,schemas}")
+    emulator = commands.add_parser("emulator", help="serve the sample Runloop scenarios API on loopback HTTP")
+    emulator.add_argument("--host", dest="emulator_host", default="127.0.0.1")
+    emulator.add_argument("--port", dest="emulator_port", type=int, default=8765)
+    emulator.add_argument("--seed", type=int, default=0)
+    emulator.add_argument("--api-key", default=None, help="require exactly this bearer token (default: any)")
+    commands.add_parser("demo", help="run a scripted MCP session against the emulator and show what an agent sees")
+    schemas = commands.add_parser("schemas", help="write or check the JSON Schemas in schemas/")
+    mode = schemas.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true")
+    mode.add_argument("--check", action="store_true")
+    schemas.add_argument("--dir", type=Path, default=Path("schemas"))
+    return parser
+
+
+def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
+    """Settings from parsed flags and the environment (flags win). Raises ConfigurationError."""
+    api_key = env.get("RUNLOOP_API_KEY")
+    http_token = env.get("RUNLOOP_MCP_HTTP_TOKEN")
+    secret = env.get("RUNLOOP_MCP_SECRET")
+    journal = args.journal or (Path(env["RUNLOOP_MCP_JOURNAL"]) if env.get("RUNLOOP_MCP_JOURNAL") else None)
+    extra: dict[str, object] = {}
+    if secret is not None:
+        extra["secret"] = SecretStr(secret)
+    return Settings(
+        api_key=SecretStr(api_key) if api_key is not None else None,
+        base_url=env.get("RUNLOOP_BASE_URL") or DEFAULT_BASE_URL,
+        emulator=args.emulator,
+        read_only=args.read_only or _env_flag(env, "RUNLOOP_MCP_READ_ONLY"),
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        http_token=SecretStr(http_token) if http_token else None,
+        default_max_tokens=args.default_max_tokens,
+        max_tokens_cap=args.max_tokens_cap,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        log_level=args.log_level or (env.get("RUNLOOP_MCP_LOG_LEVEL") or "INFO").upper(),  # type: ignore[arg-type]
+        journal_path=journal or default_journal_path(env),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "schemas":
+        from .schema_export import check_or_write
+
+        sys.exit(check_or_write(args.dir, write=args.write))
+    if args.command == "demo":
+        from .demo import run_demo
+
+        sys.exit(run_demo())
+    try:
+        settings = settings_from(args, os.environ)
+    except ConfigurationError as exc:
+        parser.exit(2, f"{PROG}: error: {exc}\n")
+    configure_logging(settings.log_level, secrets=settings.secret_values)
+    if args.command == "emulator":
+        from .emulator import serve
+
+        serve(host=args.emulator_host, port=args.emulator_port, seed=args.seed, api_key=args.api_key)
+        return
+    from .serve import serve_mcp
+
+    serve_mcp(settings)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

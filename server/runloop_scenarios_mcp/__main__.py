@@ -1,0 +1,5 @@
+"""`python -m runloop_scenarios_mcp` is the console script."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""Settings: one frozen object built from flags and environment, fail-closed, secrets opaque.
+
+Precedence: command-line flag, then environment variable, then default. Every value is checked
+here, once, so nothing deeper in the server ever sees a half-valid configuration.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from .errors import ConfigurationError
+
+DEFAULT_BASE_URL = "https://api.runloop.ai"
+DEFAULT_MAX_TOKENS = 4000
+DEFAULT_MAX_TOKENS_CAP = 20000
+MIN_MAX_TOKENS = 500
+"""The smallest page budget: enough for the result envelope, a hint and one clipped scenario."""
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_MAX_RETRIES = 5
+"""As the official SDKs (runloop-api.md section 5.2)."""
+DEFAULT_HTTP_PORT = 8000
+EMULATOR_API_KEY = "emulator-key"
+"""The bearer token the in-process emulator is sent; not a secret, there is no account behind it."""
+
+Transport = Literal["stdio", "http"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def default_journal_path(env: Mapping[str, str]) -> Path:
+    """Where the undo journal lives when not configured: the user's XDG state directory."""
+    state_home = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "runloop-scenarios-mcp" / "journal.jsonl"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server is configured with. Build it with :func:`settings_from` or directly in tests."""
+
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    emulator: bool = False
+    read_only: bool = False
+    transport: Transport = "stdio"
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_HTTP_PORT
+    http_token: SecretStr | None = None
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+    max_tokens_cap: int = DEFAULT_MAX_TOKENS_CAP
+    secret: SecretStr = field(default_factory=lambda: SecretStr(secrets.token_hex(32)))
+    timeout: float = DEFAULT_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    log_level: LogLevel = "INFO"
+    journal_path: Path = field(default_factory=lambda: default_journal_path(os.environ))
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Values that must never appear in any output (results, errors, logs)."""
+        values = [self.api_key, self.http_token, self.secret]
+        return tuple(v.get_secret_value() for v in values if v is not None and v.get_secret_value())
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check(s: Settings) -> None:
+    url = urlsplit(s.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ConfigurationError(f"RUNLOOP_BASE_URL={s.base_url!r} is not an http(s) URL; use e.g. {DEFAULT_BASE_URL}")
+    if s.api_key is not None and not s.api_key.get_secret_value().strip():
+        raise ConfigurationError("RUNLOOP_API_KEY is set but empty; set it to your Runloop API key or unset it")
+    if not MIN_MAX_TOKENS <= s.default_max_tokens <= s.max_tokens_cap:
+        raise ConfigurationError(
+            f"--default-max-tokens must be between {MIN_MAX_TOKENS} and --max-tokens-cap ({s.max_tokens_cap}); "
+            f"got {s.default_max_tokens}"
+        )
+    if s.max_tokens_cap > 1_000_000:
+        raise ConfigurationError(f"--max-tokens-cap must be at most 1000000; got {s.max_tokens_cap}")
+    if not 0 < s.timeout <= 600:
+        raise ConfigurationError(f"--timeout must be a number of seconds in (0, 600]; got {s.timeout}")
+    if not 0 < s.connect_timeout <= 600:
+        raise ConfigurationError(f"the connect timeout must be in (0, 600] seconds; got {s.connect_timeout}")
+    if not 0 <= s.max_retries <= 10:
+        raise ConfigurationError(f"--max-retries must be between 0 and 10; got {s.max_retries}")
+    if not 0 < s.port < 65536:
+        raise ConfigurationError(f"--port must be between 1 and 65535; got {s.port}")
+    if s.transport == "http" and not is_loopback(s.host) and s.http_token is None:
+        raise ConfigurationError(
+            f"--host {s.host} is not a loopback address: set RUNLOOP_MCP_HTTP_TOKEN to a bearer token that "
+            "HTTP clients must send, or bind 127.0.0.1"
+        )
+    if s.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigurationError(f"log level {s.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    if len(s.secret.get_secret_value()) < 16:
+        raise ConfigurationError("RUNLOOP_MCP_SECRET must be at least 16 characters long")

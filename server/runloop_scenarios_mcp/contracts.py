@@ -1,0 +1,178 @@
+"""Tool inputs and results: the single source of every JSON Schema this server publishes.
+
+Each tool has an ``...Input`` model (its ``inputSchema``) and a ``...Result`` model (its
+``outputSchema``); ``schemas/`` is generated from them (``make schemas``). Descriptions are
+written for an agent deciding what to send.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import MIN_MAX_TOKENS
+from .models import ValidationType
+
+MAX_LIST_LIMIT = 1000
+
+MaxTokens = Annotated[
+    int | None,
+    Field(
+        ge=MIN_MAX_TOKENS,
+        description=(
+            f"Token budget for this result (at least {MIN_MAX_TOKENS}, at most the server's cap, 20000 by default). "
+            "Omit for the server default (4000). The whole result is guaranteed to fit."
+        ),
+        examples=[4000],
+    ),
+]
+ScenarioId = Annotated[
+    str,
+    Field(min_length=1, max_length=256, description="Scenario id as list_scenarios returns it, e.g. scn_2f7k...."),
+]
+
+
+class ToolInput(BaseModel):
+    """Base of tool inputs: unknown arguments are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolResult(BaseModel):
+    """Base of tool results."""
+
+
+class ClippedField(BaseModel):
+    """A string that was shortened to fit the budget; read the rest with get_scenario(field=..., offset=...)."""
+
+    id: str = Field(description="Scenario id the clipped string belongs to.")
+    path: str = Field(description="JSON path of the string inside the scenario, e.g. input_context.problem_statement.")
+    original_length: int = Field(description="Length of the full string, in characters.")
+    returned_length: int = Field(description="Characters of it included in this result (a prefix).")
+
+
+# --- list_scenarios ------------------------------------------------------------------------
+
+
+class ListScenariosInput(ToolInput):
+    name: str | None = Field(None, description="Only scenarios with exactly this name (case-sensitive).")
+    benchmark_id: str | None = Field(None, description="Only scenarios in this benchmark (id such as bmk_...).")
+    validation_type: ValidationType | None = Field(None, description="Only scenarios with this validation type.")
+    search: str | None = Field(None, description="Search by scenario id or name, as the Runloop API matches it.")
+    cursor: str | None = Field(
+        None,
+        description=(
+            "next_cursor from the previous page, to continue. It remembers the filters and fields; pass it alone or "
+            "with the same filters and fields."
+        ),
+    )
+    max_tokens: MaxTokens = None
+    limit: int | None = Field(
+        None, ge=1, le=MAX_LIST_LIMIT, description="At most this many scenarios on this page (1-1000)."
+    )
+    fields: list[str] | None = Field(
+        None,
+        description=(
+            "Top-level scenario fields to return. Omit for a lean summary (id, name, status, validation_type, "
+            'problem_statement_excerpt, scorers, metadata); ["*"] returns every field (expensive).'
+        ),
+        examples=[["id", "name", "metadata"], ["*"]],
+    )
+    include_total_count: bool = Field(False, description="Also return how many scenarios match in total.")
+
+
+class ListScenariosResult(ToolResult):
+    returned: int = Field(description="Number of scenarios on this page.")
+    has_more: bool = Field(description="True when more matching scenarios remain: pass next_cursor to get them.")
+    next_cursor: str | None = Field(description="Opaque cursor for the next page; null at the end.")
+    total_count: int | None = Field(description="Scenarios matching the filters in total; null unless asked.")
+    estimated_tokens: int = Field(description="Tokens this result takes, by the server's conservative count.")
+    max_tokens: int = Field(description="The budget this page was packed into.")
+    hint: str = Field(description="How to continue or narrow the query.")
+    clipped: list[ClippedField] = Field(description="Strings shortened to fit the budget, with their full length.")
+    scenarios: list[dict[str, Any]] = Field(description="This page of scenarios, each with the requested fields.")
+
+
+# --- get_scenario --------------------------------------------------------------------------
+
+
+class GetScenarioInput(ToolInput):
+    scenario_id: ScenarioId
+    max_tokens: MaxTokens = None
+    field: str | None = Field(
+        None,
+        description=(
+            "Read one long string in slices instead of the whole scenario: its JSON path as listed in clipped, "
+            "e.g. input_context.problem_statement or scoring_contract.scoring_function_parameters.0.scorer.bash_script."
+        ),
+    )
+    offset: int = Field(0, ge=0, description="With field: the character offset to start reading at (next_offset).")
+
+
+class StringSlice(BaseModel):
+    """A slice of one long string of a scenario."""
+
+    field: str = Field(description="JSON path of the string.")
+    offset: int = Field(description="Character offset of this slice.")
+    text: str = Field(description="The characters from offset, as many as fit the budget.")
+    total_length: int = Field(description="Length of the whole string, in characters.")
+    next_offset: int | None = Field(description="Offset of the next slice; null when this slice reaches the end.")
+
+
+class GetScenarioResult(ToolResult):
+    estimated_tokens: int = Field(description="Tokens this result takes, by the server's conservative count.")
+    max_tokens: int = Field(description="The budget this result was packed into.")
+    hint: str = Field(description="How to read what was clipped, or what to do next.")
+    clipped: list[ClippedField] = Field(description="Strings shortened to fit the budget, with their full length.")
+    slice: StringSlice | None = Field(description="The requested slice, when field was given.")
+    scenario: dict[str, Any] | None = Field(description="The scenario with every field (long strings maybe clipped).")
+
+
+# --- update_scenario -----------------------------------------------------------------------
+
+
+class UpdateScenarioInput(ToolInput):
+    scenario_id: ScenarioId
+    changes: dict[str, Any] = Field(
+        description=(
+            "Partial scenario in get_scenario's shape, merged as JSON Merge Patch (RFC 7396): objects merge "
+            "(metadata keys you omit are kept), arrays and strings replace, null clears. id and status are read-only."
+        ),
+        examples=[{"metadata": {"owner": "team-a"}}, {"name": "fix-retry-bug", "validation_type": "FORWARD"}],
+    )
+    dry_run: bool = Field(
+        True, description="true (default): preview only, nothing is written. false: apply with preview_token."
+    )
+    preview_token: str | None = Field(
+        None, description="Token from the dry run of these exact changes; required when dry_run is false."
+    )
+
+
+class DiffEntry(BaseModel):
+    path: str = Field(description="JSON path of the changed value.")
+    before: Any = Field(description="Value before the change (null when absent).")
+    after: Any = Field(description="Value after the change (null when removed).")
+
+
+class UpdateScenarioResult(ToolResult):
+    scenario_id: str = Field(description="The scenario previewed or updated.")
+    dry_run: bool = Field(description="True when this was a preview and nothing was written.")
+    applied: bool = Field(description="True when the change was written to Runloop.")
+    diff: list[DiffEntry] = Field(description="Every value that changes, field by field.")
+    warnings: list[str] = Field(description="Things worth a second look that do not block the change.")
+    upstream_body: dict[str, Any] = Field(description="The exact JSON body sent (or that apply would send).")
+    preview_token: str | None = Field(description="Pass with dry_run=false and the same changes to apply.")
+    expires_at: str | None = Field(description="When preview_token stops being accepted (UTC, ISO 8601).")
+    journal_entry: str | None = Field(description="Id of the undo-journal entry holding the previous version.")
+    scenario: dict[str, Any] | None = Field(description="After apply: the scenario as the Runloop API returned it.")
+    verified: bool | None = Field(description="After apply: true when the API's result matches the preview.")
+    mismatches: list[DiffEntry] = Field(description="After apply: values that differ from the preview's after.")
+    hint: str = Field(description="What to do next.")
+
+
+TOOL_CONTRACTS: dict[str, tuple[type[ToolInput], type[ToolResult]]] = {
+    "list_scenarios": (ListScenariosInput, ListScenariosResult),
+    "get_scenario": (GetScenarioInput, GetScenarioResult),
+    "update_scenario": (UpdateScenarioInput, UpdateScenarioResult),
+}

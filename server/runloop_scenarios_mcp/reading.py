@@ -1,0 +1,120 @@
+"""get_scenario as a service: one scenario in full within a budget, long strings readable in slices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .budget import clip_to_fit, count_json, lookup_path
+from .contracts import ClippedField, GetScenarioResult, StringSlice
+from .errors import InvalidArgument
+from .runloop import OnWait, RunloopClient
+
+_HINT_FULL = "This is the whole scenario. To change it, call update_scenario with dry_run=true first."
+_HINT_CLIPPED = (
+    "Long strings were clipped (see clipped). Read one whole with get_scenario(scenario_id, field=path, "
+    "offset=returned_length), then offset=next_offset until next_offset is null."
+)
+_HINT_SLICE_MORE = "More of this string remains: call again with offset=next_offset."
+_HINT_SLICE_END = "This slice reaches the end of the string."
+
+
+def _result(
+    *,
+    scenario: dict[str, Any] | None,
+    slice_: StringSlice | None,
+    clips: list[ClippedField],
+    max_tokens: int,
+    hint: str,
+) -> dict[str, Any]:
+    result = GetScenarioResult(
+        estimated_tokens=0, max_tokens=max_tokens, hint=hint, clipped=clips, slice=slice_, scenario=scenario
+    ).model_dump(mode="json")
+    result["estimated_tokens"] = count_json(result) + 1
+    return result
+
+
+async def get_page(
+    client: RunloopClient,
+    scenario_id: str,
+    *,
+    max_tokens: int,
+    field: str | None,
+    offset: int,
+    on_wait: OnWait | None = None,
+) -> dict[str, Any]:
+    """The get_scenario result: the scenario (clipped to fit), or one slice of one of its strings."""
+    scenario = await client.get_scenario(scenario_id, on_wait=on_wait)
+    if field is not None:
+        return _slice(scenario, field, offset, max_tokens)
+    result = _result(scenario=scenario, slice_=None, clips=[], max_tokens=max_tokens, hint=_HINT_FULL)
+    if result["estimated_tokens"] <= max_tokens:
+        return result
+    envelope = count_json(_result(scenario={}, slice_=None, clips=[], max_tokens=max_tokens, hint=_HINT_CLIPPED))
+    room = max_tokens - envelope
+    for _ in range(6):
+        clipped, made, _tokens = clip_to_fit(scenario, room)
+        notes = [
+            ClippedField(
+                id=scenario["id"], path=c.path, original_length=c.original_length, returned_length=c.returned_length
+            )
+            for c in made
+        ]
+        result = _result(scenario=clipped, slice_=None, clips=notes, max_tokens=max_tokens, hint=_HINT_CLIPPED)
+        excess = result["estimated_tokens"] - max_tokens
+        if excess <= 0:
+            return result
+        room -= excess + 8
+    raise InvalidArgument(
+        f"This scenario cannot be shown within max_tokens={max_tokens}; raise max_tokens, or read single strings "
+        "with field and offset."
+    )
+
+
+def _slice(scenario: dict[str, Any], field: str, offset: int, max_tokens: int) -> dict[str, Any]:
+    try:
+        value = lookup_path(scenario, field)
+    except KeyError:
+        raise InvalidArgument(
+            f"field {field!r} does not exist in this scenario. Pass a dotted path to a string, as listed in clipped "
+            "(e.g. input_context.problem_statement, reference_output)."
+        ) from None
+    if not isinstance(value, str):
+        raise InvalidArgument(
+            f"field {field!r} is a JSON {type(value).__name__}, not a string; field reads strings in slices. Omit "
+            "field to get the whole scenario."
+        )
+    if offset > len(value):
+        raise InvalidArgument(
+            f"offset {offset} is past the end of {field!r} ({len(value)} characters); use 0..{len(value)}"
+        )
+
+    def build(length: int) -> dict[str, Any]:
+        end = offset + length
+        next_offset = end if end < len(value) else None
+        piece = StringSlice(
+            field=field, offset=offset, text=value[offset:end], total_length=len(value), next_offset=next_offset
+        )
+        hint = _HINT_SLICE_MORE if next_offset is not None else _HINT_SLICE_END
+        return _result(scenario=None, slice_=piece, clips=[], max_tokens=max_tokens, hint=hint)
+
+    remaining = len(value) - offset
+    result = build(remaining)
+    if result["estimated_tokens"] <= max_tokens:
+        return result
+    # Largest length that fits: estimate from the token density, then correct by binary search.
+    low, high = 0, remaining
+    guess = int(remaining * (max_tokens - 150) / max(result["estimated_tokens"], 1))
+    best = build(0)
+    if best["estimated_tokens"] > max_tokens:  # pragma: no cover - the envelope alone always fits 500 tokens
+        raise InvalidArgument(f"max_tokens={max_tokens} is too small for a slice; raise it")
+    probe = max(1, min(guess, remaining))
+    for _ in range(24):
+        if low >= high:
+            break
+        candidate = build(probe)
+        if candidate["estimated_tokens"] <= max_tokens:
+            low, best = probe, candidate
+        else:
+            high = probe - 1
+        probe = (low + high + 1) // 2
+    return best

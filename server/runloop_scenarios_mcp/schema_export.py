@@ -1,0 +1,61 @@
+"""Write or check ``schemas/``: one JSON Schema per tool input and result, generated from the contracts."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from .contracts import TOOL_CONTRACTS
+from .models import ScenarioView
+
+
+def generated_schemas() -> dict[str, dict[str, Any]]:
+    """File name -> schema, for every tool input and result, plus the Runloop ScenarioView for reference."""
+    out: dict[str, dict[str, Any]] = {}
+    for tool, (input_model, result_model) in TOOL_CONTRACTS.items():
+        out[f"{tool}.input.json"] = input_model.model_json_schema()
+        out[f"{tool}.output.json"] = result_model.model_json_schema()
+    out["scenario_view.json"] = ScenarioView.model_json_schema()
+    for schema in out.values():
+        Draft202012Validator.check_schema(schema)
+    return out
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def check_or_write(directory: Path, *, write: bool) -> int:
+    """Write the schemas (``write``) or compare them with the files; returns a process exit code."""
+    expected = {name: render(schema) for name, schema in generated_schemas().items()}
+    if write:
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in {p.name for p in directory.glob("*.json")} - set(expected):
+            (directory / stale).unlink()
+        for name, text in expected.items():
+            (directory / name).write_text(text, encoding="utf-8")
+        sys.stderr.write(f"wrote {len(expected)} schemas to {directory}/\n")
+        return 0
+    problems: list[str] = []
+    present = {p.name for p in directory.glob("*.json")} if directory.is_dir() else set()
+    for name in sorted(present - set(expected)):
+        problems.append(f"{directory}/{name}: no tool or model generates it any more")
+    for name, text in expected.items():
+        path = directory / name
+        actual = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if actual != text:
+            diff = difflib.unified_diff(
+                actual.splitlines(), text.splitlines(), f"{path} (committed)", f"{path} (code)", lineterm=""
+            )
+            problems.append("\n".join(list(diff)[:40]) or f"{path}: missing")
+    if problems:
+        sys.stderr.write(
+            "schemas/ is out of date with the code:\n" + "\n".join(problems) + "\nRun `make schemas` and commit.\n"
+        )
+        return 1
+    return 0
