@@ -97,6 +97,16 @@ def count_json(value: Any) -> int:
     return max(count_text(text), count_text(escaped))
 
 
+def usable(max_tokens: int) -> int:
+    """The share of a budget a result may fill by tiktoken's count.
+
+    The 1% (at least 2 tokens) left over absorbs the small disagreements between tokenizer
+    implementations (pure-Python ports count up to ~0.3% more on some CJK text), so a result
+    fits ``max_tokens`` whichever faithful implementation of the two encodings a client uses.
+    """
+    return max_tokens - max(2, -(-max_tokens // 100))
+
+
 # --- clipping ------------------------------------------------------------------------------
 
 CLIP_MARK = "…[+{remaining} chars clipped]"

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from .budget import Clip, clip_to_fit, count_json
+from .budget import Clip, clip_to_fit, count_json, usable
 from .contracts import ClippedField, ListScenariosResult
 from .cursor import CursorCodec, CursorState
 from .errors import InvalidArgument, InvalidCursor
@@ -193,7 +193,7 @@ async def list_page(
     query, after = resolve_query(request, codec)
     filters: dict[str, str] = query.get("filters") or {}
     fields: list[str] | None = query.get("fields")
-    budget = request.max_tokens
+    budget = usable(request.max_tokens)
     per_item_guess = 150 if fields is None else 1500
     page_size = min(MAX_UPSTREAM_PAGE, max(5, math.ceil(budget / per_item_guess * 1.3) + 1))
     if request.limit is not None:
@@ -251,7 +251,7 @@ async def list_page(
                     has_more=True,
                     next_cursor=cursor_for(scenario["id"]),
                     total_count=total_count,
-                    max_tokens=budget,
+                    max_tokens=request.max_tokens,
                     fields=fields,
                 )
             )
@@ -276,7 +276,7 @@ async def list_page(
             has_more=has_more,
             next_cursor=cursor_for(ids[-1]) if has_more and ids else None,
             total_count=total_count,
-            max_tokens=budget,
+            max_tokens=request.max_tokens,
             fields=fields,
         )
         excess = result["estimated_tokens"] - budget

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .budget import clip_to_fit, count_json, lookup_path
+from .budget import clip_to_fit, count_json, lookup_path, usable
 from .contracts import ClippedField, GetScenarioResult, StringSlice
 from .errors import InvalidArgument
 from .runloop import OnWait, RunloopClient
@@ -46,11 +46,12 @@ async def get_page(
     scenario = await client.get_scenario(scenario_id, on_wait=on_wait)
     if field is not None:
         return _slice(scenario, field, offset, max_tokens)
+    limit = usable(max_tokens)
     result = _result(scenario=scenario, slice_=None, clips=[], max_tokens=max_tokens, hint=_HINT_FULL)
-    if result["estimated_tokens"] <= max_tokens:
+    if result["estimated_tokens"] <= limit:
         return result
     envelope = count_json(_result(scenario={}, slice_=None, clips=[], max_tokens=max_tokens, hint=_HINT_CLIPPED))
-    room = max_tokens - envelope
+    room = limit - envelope
     for _ in range(6):
         clipped, made, _tokens = clip_to_fit(scenario, room)
         notes = [
@@ -60,7 +61,7 @@ async def get_page(
             for c in made
         ]
         result = _result(scenario=clipped, slice_=None, clips=notes, max_tokens=max_tokens, hint=_HINT_CLIPPED)
-        excess = result["estimated_tokens"] - max_tokens
+        excess = result["estimated_tokens"] - limit
         if excess <= 0:
             return result
         room -= excess + 8
@@ -97,22 +98,23 @@ def _slice(scenario: dict[str, Any], field: str, offset: int, max_tokens: int) -
         hint = _HINT_SLICE_MORE if next_offset is not None else _HINT_SLICE_END
         return _result(scenario=None, slice_=piece, clips=[], max_tokens=max_tokens, hint=hint)
 
+    limit = usable(max_tokens)
     remaining = len(value) - offset
     result = build(remaining)
-    if result["estimated_tokens"] <= max_tokens:
+    if result["estimated_tokens"] <= limit:
         return result
     # Largest length that fits: estimate from the token density, then correct by binary search.
     low, high = 0, remaining
-    guess = int(remaining * (max_tokens - 150) / max(result["estimated_tokens"], 1))
+    guess = int(remaining * (limit - 150) / max(result["estimated_tokens"], 1))
     best = build(0)
-    if best["estimated_tokens"] > max_tokens:  # pragma: no cover - the envelope alone always fits 500 tokens
+    if best["estimated_tokens"] > limit:  # pragma: no cover - the envelope alone always fits 500 tokens
         raise InvalidArgument(f"max_tokens={max_tokens} is too small for a slice; raise it")
     probe = max(1, min(guess, remaining))
     for _ in range(24):
         if low >= high:
             break
         candidate = build(probe)
-        if candidate["estimated_tokens"] <= max_tokens:
+        if candidate["estimated_tokens"] <= limit:
             low, best = probe, candidate
         else:
             high = probe - 1
