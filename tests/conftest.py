@@ -1,9 +1,9 @@
 """Shared fixtures: the emulator, settings, and MCP sessions through the real SDK client.
 
-Async test modules set ``pytestmark = pytest.mark.anyio``. ``mcp`` is parametrized over both protocol modes: ``legacy`` (the
-2025-11-25 initialize handshake most hosts speak) and ``modern`` (the SDK default, stateless
-2026-07-28). Every successful tool result is validated against the published output schema in
-``schemas/``, so no test can pass on a result that breaks the contract.
+Async test modules set ``pytestmark = pytest.mark.anyio``. ``mcp`` is parametrized over both
+protocol modes: ``legacy`` (the 2025-11-25 initialize handshake most hosts speak) and ``modern``
+(the SDK default, stateless 2026-07-28). Every successful tool result is validated against the
+published output schema in ``schemas/``, so no test can pass on a result that breaks the contract.
 """
 
 from __future__ import annotations

@@ -56,9 +56,8 @@ async def _session(journal: str) -> None:
     _say(f"$ {os.path.basename(command)} {' '.join(args)}   (MCP over stdio, embedded emulator, no account)")
     async with Client(params, mode="legacy") as client:
         info = client.server_info
-        _say(
-            f"connected to {info.name if info else '?'} {info.version if info else ''}, protocol {client.protocol_version}"
-        )
+        name, version = (info.name, info.version) if info else ("?", "")
+        _say(f"connected to {name} {version}, protocol {client.protocol_version}")
         tools = (await client.list_tools()).tools
         listing = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
         _say(f"tools: {', '.join(t.name for t in tools)}  (tools/list is {count_json(listing)} tokens)")
@@ -80,9 +79,8 @@ async def _session(journal: str) -> None:
 
         target = page["scenarios"][0]["id"]
         full = _structured(await client.call_tool("get_scenario", {"scenario_id": target, "max_tokens": 2000}))
-        _say(
-            f"3. get_scenario({target}, max_tokens=2000): {full['estimated_tokens']} tokens, clipped={len(full['clipped'])}"
-        )
+        tokens, clipped = full["estimated_tokens"], len(full["clipped"])
+        _say(f"3. get_scenario({target}, max_tokens=2000): {tokens} tokens, clipped={clipped}")
         _say(f"   hint: {full['hint']}")
         _say()
 
