@@ -62,6 +62,10 @@ class Settings:
     max_retries: int = DEFAULT_MAX_RETRIES
     log_level: LogLevel = "INFO"
     journal_path: Path = field(default_factory=lambda: default_journal_path(os.environ))
+    preview_ttl: int = 600
+    """Seconds a preview token stays valid."""
+    confirm_timeout: float = 300.0
+    """Seconds to wait for a person to answer the confirmation (elicitation) before refusing to write."""
 
     def __post_init__(self) -> None:
         _check(self)
@@ -100,6 +104,10 @@ def _check(s: Settings) -> None:
         raise ConfigurationError(f"--timeout must be a number of seconds in (0, 600]; got {s.timeout}")
     if not 0 < s.connect_timeout <= 600:
         raise ConfigurationError(f"the connect timeout must be in (0, 600] seconds; got {s.connect_timeout}")
+    if not 10 <= s.preview_ttl <= 86400:
+        raise ConfigurationError(f"the preview token lifetime must be 10..86400 seconds; got {s.preview_ttl}")
+    if not 0 < s.confirm_timeout <= 3600:
+        raise ConfigurationError(f"the confirmation timeout must be in (0, 3600] seconds; got {s.confirm_timeout}")
     if not 0 <= s.max_retries <= 10:
         raise ConfigurationError(f"--max-retries must be between 0 and 10; got {s.max_retries}")
     if not 0 < s.port < 65536:

@@ -35,7 +35,8 @@ from .state import AppState
 logger = logging.getLogger(__name__)
 
 InputT = TypeVar("InputT", bound=ToolInput)
-Handler = Callable[[AppState, InputT, OnWait], Awaitable[dict[str, Any]]]
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+"""``handler(state, args, on_wait, **resolved)``: the service call behind a tool."""
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=True)
 
@@ -67,9 +68,14 @@ def register(
     annotations: ToolAnnotations,
     input_model: type[InputT],
     result_model: type[ToolResult],
-    handler: Handler[InputT],
+    handler: Handler,
+    resolved: dict[str, Any] | None = None,
 ) -> None:
-    """Register ``handler`` as tool ``name`` with the schemas of its contract models."""
+    """Register ``handler`` as tool ``name`` with the schemas of its contract models.
+
+    ``resolved`` maps extra handler parameters to ``Annotated[..., Resolve(fn)]`` types: the SDK fills
+    them (e.g. a person's confirmation) and they never appear in the input schema.
+    """
     schema = input_model.model_json_schema()
     parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
     for field_name, field in input_model.model_fields.items():
@@ -81,10 +87,13 @@ def register(
                 annotation=Annotated[Any, WithJsonSchema(schema["properties"][field_name])],
             )
         )
+    for extra_name, annotation in (resolved or {}).items():
+        parameters.append(inspect.Parameter(extra_name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation))
     returns = Annotated[CallToolResult, result_model]
 
     async def call(ctx: Context[AppState, Any], **arguments: Any) -> CallToolResult:
         state: AppState = ctx.request_context.lifespan_context
+        extras = {key: arguments.pop(key) for key in resolved or {} if key in arguments}
         try:
             args = input_model.model_validate(arguments)
         except ValidationError as exc:
@@ -94,7 +103,7 @@ def register(
             await ctx.report_progress(attempt, None, f"Runloop API: {reason}; retry {attempt} in {delay:.1f} s")
 
         try:
-            result = await handler(state, args, on_wait)
+            result = await handler(state, args, on_wait, **extras)
         except RunloopMcpError as exc:
             logger.info("tool_error tool=%s error=%s", name, type(exc).__name__)
             return error_result(to_tool_message(exc, state.settings.secret_values))

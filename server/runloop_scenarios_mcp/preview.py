@@ -1,0 +1,365 @@
+"""The preview guard, as pure functions: merge, validate, diff, build the upstream body, seal tokens.
+
+``plan_update(current, changes)`` turns a JSON Merge Patch (RFC 7396) in get_scenario's shape into
+exactly what an apply would send (only changed top-level fields, each complete, under the
+request names of runloop-api.md section 4) and the scenario the API should return. Preview
+tokens bind a plan to the scenario id, the canonical changes and the scenario's fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from .budget import is_clipped_text
+from .contracts import DiffEntry
+from .cursor import Signer
+from .errors import InvalidChanges, PreviewRefused
+from .models import (
+    READ_ONLY_FIELDS,
+    SCENARIO_FIELDS,
+    SCORER_TYPES,
+    SCORING_FUNCTION_NAME_PATTERN,
+    UPDATE_FIELD_NAMES,
+    VALIDATION_TYPES,
+    ScenarioView,
+)
+
+PREVIEW_TTL_SECONDS = 600
+_NAME = re.compile(SCORING_FUNCTION_NAME_PATTERN)
+_MISSING: Any = object()
+
+CLEAR_VALUES: dict[str, Any] = {
+    "metadata": {},
+    "required_environment_variables": [],
+    "required_secret_names": [],
+    "reference_output": "",
+}
+"""Top-level fields the API clears with an empty value (runloop-api.md section 4.3)."""
+EMPTY_SUBFIELD: dict[str, dict[str, Any]] = {
+    "input_context": {"additional_context": {}},
+    "scoring_contract": {"scoring_function_parameters": []},
+}
+"""Sub-fields of the one-level update types, sent as empty when removed (absent would mean "keep")."""
+SCORER_REQUIRED: dict[str, tuple[str, ...]] = {
+    "ast_grep_scorer": ("pattern", "search_directory"),
+    "custom_scorer": ("custom_scorer_type",),
+    "python_script_scorer": ("python_script",),
+}
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(canonical(value).encode()).hexdigest()[:32]
+
+
+def fingerprint(scenario: dict[str, Any]) -> str:
+    """The version of a scenario as read: any change to any field changes it."""
+    return digest(scenario)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge recursively, null removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def make_merge_patch(source: Any, target: Any) -> Any:
+    """The merge patch that turns ``source`` into ``target`` (used to undo a change)."""
+    if not isinstance(source, dict) or not isinstance(target, dict):
+        return target
+    patch: dict[str, Any] = {}
+    for key in source.keys() - target.keys():
+        patch[key] = None
+    for key, value in target.items():
+        if key not in source:
+            patch[key] = value
+        elif source[key] != value:
+            patch[key] = make_merge_patch(source[key], value)
+    return patch
+
+
+def diff(before: Any, after: Any, path: str = "") -> list[DiffEntry]:
+    """Leaf-level differences; lists of equal length are compared item by item."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out: list[DiffEntry] = []
+        for key in list(before) + [k for k in after if k not in before]:
+            child = f"{path}.{key}" if path else str(key)
+            out += diff(before.get(key, _MISSING), after.get(key, _MISSING), child)
+        return out
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        out = []
+        for index, (old, new) in enumerate(zip(before, after, strict=True)):
+            out += diff(old, new, f"{path}.{index}")
+        return out
+    if before is not _MISSING and after is not _MISSING and before == after and type(before) is type(after):
+        return []
+    if before is _MISSING and after is _MISSING:
+        return []
+    return [
+        DiffEntry(path=path, before=None if before is _MISSING else before, after=None if after is _MISSING else after)
+    ]
+
+
+def _clipped_paths(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, str):
+        return [path] if is_clipped_text(value) else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _clipped_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _clipped_paths(v, f"{path}.{i}")]
+    return []
+
+
+@dataclass
+class Plan:
+    """What an apply of ``changes`` to one version of a scenario would do."""
+
+    scenario_id: str
+    before: dict[str, Any]
+    expected: dict[str, Any]
+    body: dict[str, Any]
+    diff: list[DiffEntry]
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
+    """Merge, validate and turn ``changes`` into the upstream body. Raises InvalidChanges or PreviewRefused."""
+    scenario_id = current["id"]
+    if current.get("status") == "archived":
+        raise InvalidChanges(
+            "This scenario is archived, and the Runloop API does not update archived scenarios. Unarchive it in "
+            "Runloop first, or pick an active scenario."
+        )
+    if not changes:
+        raise InvalidChanges('changes is empty: pass the fields to change, e.g. {"metadata": {"owner": "team-a"}}')
+    clipped = _clipped_paths(changes)
+    if clipped:
+        raise InvalidChanges(
+            f"changes contains clipped text at {', '.join(clipped[:3])} (it ends with '…[+N chars clipped]'). "
+            "Sending it would cut the string short: read the whole string with get_scenario(field=..., offset=...) "
+            "and send the complete value."
+        )
+    patch: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key in UPDATE_FIELD_NAMES:
+            patch[key] = value
+        elif key == "environment_parameters":
+            raise InvalidChanges(
+                "use environment, as get_scenario shows it (the server sends it as environment_parameters)"
+            )
+        elif current.get(key, _MISSING) == value:
+            continue  # an unchanged read-only or unknown field, e.g. sent back from get_scenario: nothing to do
+        elif key in READ_ONLY_FIELDS:
+            raise InvalidChanges(
+                f"{key} is read-only and cannot be changed with update_scenario"
+                + (" (archive or unarchive a scenario in Runloop)" if key == "status" else "")
+                + f". Updatable fields: {', '.join(UPDATE_FIELD_NAMES)}."
+            )
+        else:
+            known = "an unknown field" if key not in SCENARIO_FIELDS else "not updatable"
+            raise InvalidChanges(
+                f"{key!r} is {known}: the Runloop update API accepts only {', '.join(UPDATE_FIELD_NAMES)}."
+            )
+
+    expected = merge_patch(current, patch)
+    body: dict[str, Any] = {}
+    for read_name, request_name in UPDATE_FIELD_NAMES.items():
+        if read_name not in patch:
+            continue
+        before = current.get(read_name, _MISSING)
+        after = expected.get(read_name, _MISSING)
+        if after is _MISSING:
+            if read_name not in CLEAR_VALUES:
+                raise InvalidChanges(
+                    f"{read_name} cannot be cleared (null) through the Runloop API; send a new value instead"
+                    + (f" (one of {', '.join(VALIDATION_TYPES)})" if read_name == "validation_type" else "")
+                    + "."
+                )
+            after = CLEAR_VALUES[read_name]
+        if read_name in EMPTY_SUBFIELD and isinstance(after, dict) and isinstance(before, dict):
+            after = dict(after)
+            for sub, empty in EMPTY_SUBFIELD[read_name].items():
+                if sub in before and sub not in after:
+                    after[sub] = empty
+        if before is not _MISSING and canonical(before) == canonical(after):
+            expected[read_name] = before
+            continue
+        expected[read_name] = after
+        body[request_name] = after
+
+    entries = diff(current, expected)
+    if not body:
+        raise InvalidChanges(
+            "These changes leave the scenario as it is, so there is nothing to preview or apply. Compare with "
+            "get_scenario and send the values you want to change."
+        )
+    warnings = _validate(expected, set(body))
+    return Plan(scenario_id=scenario_id, before=current, expected=expected, body=body, diff=entries, warnings=warnings)
+
+
+def _validate(scenario: dict[str, Any], sent: set[str]) -> list[str]:
+    """Check the merged scenario; errors raise InvalidChanges, soft problems come back as warnings."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    try:
+        ScenarioView.model_validate(scenario)
+    except ValidationError as exc:
+        for error in exc.errors()[:6]:
+            where = ".".join(str(p) for p in error["loc"])
+            if where.split(".")[0] in {name for name, req in UPDATE_FIELD_NAMES.items() if req in sent}:
+                errors.append(f"{where}: {error['msg']}")
+    if "name" in sent and (not isinstance(scenario.get("name"), str) or not scenario["name"].strip()):
+        errors.append("name: must not be blank")
+    if "validation_type" in sent and scenario.get("validation_type") not in VALIDATION_TYPES:
+        errors.append(f"validation_type: must be one of {', '.join(VALIDATION_TYPES)}")
+    if "metadata" in sent:
+        metadata = scenario.get("metadata")
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            errors.append("metadata: must be an object whose values are all strings")
+    if "scorer_timeout_sec" in sent:
+        timeout = scenario.get("scorer_timeout_sec")
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
+            errors.append("scorer_timeout_sec: must be a positive whole number of seconds")
+    if "scoring_contract" in sent:
+        _check_scoring(scenario.get("scoring_contract"), errors, warnings)
+    if errors:
+        raise InvalidChanges("The changed scenario would not be valid: " + "; ".join(errors) + ". Nothing was sent.")
+    return warnings
+
+
+def _check_scoring(contract: Any, errors: list[str], warnings: list[str]) -> None:
+    functions = contract.get("scoring_function_parameters") if isinstance(contract, dict) else None
+    if not isinstance(functions, list):
+        errors.append("scoring_contract.scoring_function_parameters: must be a list of scoring functions")
+        return
+    if not functions:
+        warnings.append("The scoring contract has no scoring functions: runs of this scenario cannot be scored.")
+    total = 0.0
+    names: list[str] = []
+    for index, function in enumerate(functions):
+        where = f"scoring_contract.scoring_function_parameters.{index}"
+        if not isinstance(function, dict):
+            errors.append(f"{where}: must be an object with name, scorer and weight")
+            continue
+        name, weight, scorer = function.get("name"), function.get("weight"), function.get("scorer")
+        if not isinstance(name, str) or not _NAME.match(name):
+            errors.append(
+                f"{where}.name: {name!r} must match {SCORING_FUNCTION_NAME_PATTERN} (letters, digits, _ and -)"
+            )
+        else:
+            names.append(name)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
+            errors.append(f"{where}.weight: must be a number greater than 0 (got {weight!r})")
+        else:
+            total += weight
+        kind = scorer.get("type") if isinstance(scorer, dict) else None
+        if kind not in SCORER_TYPES:
+            errors.append(f"{where}.scorer.type: must be one of {', '.join(SCORER_TYPES)} (got {kind!r})")
+        else:
+            missing = [f for f in SCORER_REQUIRED.get(str(kind), ()) if not isinstance(scorer.get(f), str)]  # type: ignore[union-attr]
+            if missing:
+                errors.append(f"{where}.scorer: a {kind} needs {', '.join(missing)}")
+    if len(set(names)) != len(names):
+        warnings.append("Two scoring functions share a name; Runloop reports scores by name.")
+    if functions and abs(total - 1.0) > 1e-6:
+        warnings.append(f"Scoring weights sum to {total:g}, not 1.0; Runloop's SDKs normalize weights to sum to 1.0.")
+
+
+# --- preview tokens ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    scenario_id: str
+    changes: str
+    before: str
+    after: str
+    expires: int
+    nonce: str
+
+
+class PreviewTokens:
+    """Seals and checks preview tokens (stateless: any replica sharing the secret can check them)."""
+
+    def __init__(self, secret: str, ttl_seconds: int = PREVIEW_TTL_SECONDS) -> None:
+        self._signer = Signer(secret, "preview")
+        self.ttl = ttl_seconds
+
+    def issue(self, plan: Plan, changes: dict[str, Any], now: float | None = None) -> tuple[str, str]:
+        """A token for ``plan`` and its expiry as ISO 8601 UTC."""
+        expires = int((time.time() if now is None else now) + self.ttl)
+        token = self._signer.seal(
+            {
+                "s": plan.scenario_id,
+                "c": digest(changes),
+                "b": fingerprint(plan.before),
+                "a": fingerprint(plan.expected),
+                "e": expires,
+                "n": secrets.token_hex(8),
+            }
+        )
+        return token, datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def check(
+        self, token: str | None, scenario_id: str, changes: dict[str, Any], now: float | None = None
+    ) -> TokenClaims:
+        """The claims of a token that allows applying ``changes`` to ``scenario_id``, or a PreviewRefused."""
+        if not token:
+            raise PreviewRefused(
+                "missing",
+                "dry_run=false needs preview_token. Call update_scenario with dry_run=true and these changes first, "
+                "review the diff, then call again with dry_run=false and the preview_token it returned.",
+            )
+        payload = self._signer.open(token)
+        if payload is None:
+            raise PreviewRefused(
+                "invalid",
+                "preview_token is not valid: it was altered, truncated, or issued by another server (or this server "
+                "restarted without RUNLOOP_MCP_SECRET). Run the dry run again to get a new token.",
+            )
+        claims = TokenClaims(
+            scenario_id=str(payload.get("s")),
+            changes=str(payload.get("c")),
+            before=str(payload.get("b")),
+            after=str(payload.get("a")),
+            expires=int(payload.get("e", 0)),
+            nonce=str(payload.get("n")),
+        )
+        if claims.scenario_id != scenario_id:
+            raise PreviewRefused(
+                "invalid",
+                "preview_token was issued for another scenario. Run the dry run for this scenario_id to get its token.",
+            )
+        if (time.time() if now is None else now) > claims.expires:
+            raise PreviewRefused(
+                "expired",
+                f"preview_token has expired (tokens last {self.ttl // 60} minutes). Run the dry run again, check the "
+                "diff, and apply with the new token.",
+            )
+        if digest(changes) != claims.changes:
+            raise PreviewRefused(
+                "changes_differ",
+                "changes differ from the ones this preview_token was issued for. Apply exactly the previewed changes, "
+                "or run a dry run of the new changes first.",
+            )
+        return claims

@@ -1,0 +1,166 @@
+"""update_scenario as a service: dry-run previews and guarded applies (read, check, journal, write, verify).
+
+The tool layer only adds the human confirmation between :func:`prepare_apply` and
+:func:`execute_apply`. Nothing here writes unless a valid preview token matches the changes and
+the scenario is still the version the preview saw.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .budget import clip_to_fit
+from .contracts import DiffEntry, UpdateScenarioResult
+from .errors import PreviewRefused, UpstreamError, UpstreamStatusError, WriteOutcomeUnknown
+from .journal import Journal
+from .preview import Plan, PreviewTokens, TokenClaims, diff, fingerprint, plan_update
+from .runloop import OnWait, RunloopClient
+
+logger = logging.getLogger(__name__)
+
+HINT_PREVIEW = (
+    "Nothing was written. Check diff and warnings; to apply, call update_scenario again with the same scenario_id "
+    "and changes, dry_run=false and this preview_token before expires_at."
+)
+
+
+def _result(plan: Plan, **values: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "scenario_id": plan.scenario_id,
+        "dry_run": True,
+        "applied": False,
+        "diff": plan.diff,
+        "warnings": plan.warnings,
+        "upstream_body": plan.body,
+        "preview_token": None,
+        "expires_at": None,
+        "journal_entry": None,
+        "scenario": None,
+        "verified": None,
+        "mismatches": [],
+        "hint": HINT_PREVIEW,
+    }
+    base.update(values)
+    return UpdateScenarioResult(**base).model_dump(mode="json")
+
+
+async def preview(
+    client: RunloopClient, tokens: PreviewTokens, scenario_id: str, changes: dict[str, Any], *, on_wait: OnWait | None
+) -> dict[str, Any]:
+    """The dry run: read, merge, validate, diff; a token for exactly this. Sends no POST, ever."""
+    current = await client.get_scenario(scenario_id, on_wait=on_wait)
+    plan = plan_update(current, changes)
+    token, expires_at = tokens.issue(plan, changes)
+    return _result(plan, preview_token=token, expires_at=expires_at)
+
+
+@dataclass
+class ApplyPlan:
+    plan: Plan
+    claims: TokenClaims
+
+
+async def prepare_apply(
+    client: RunloopClient,
+    tokens: PreviewTokens,
+    journal: Journal,
+    scenario_id: str,
+    changes: dict[str, Any],
+    token: str | None,
+    *,
+    on_wait: OnWait | None,
+) -> ApplyPlan:
+    """Every check before a write: the token, then a fresh read to make sure nothing changed since the preview."""
+    claims = tokens.check(token, scenario_id, changes)
+    if journal.used_token(claims.nonce):
+        raise PreviewRefused("used", _USED)
+    current = await client.get_scenario(scenario_id, on_wait=on_wait)
+    version = fingerprint(current)
+    if version != claims.before:
+        if version == claims.after:
+            raise PreviewRefused("used", _USED)
+        raise PreviewRefused(
+            "stale",
+            "The scenario changed since the preview (someone or something else edited it), so this token no longer "
+            "applies. Run the dry run again to see the current diff, then apply with the new token.",
+        )
+    return ApplyPlan(plan=plan_update(current, changes), claims=claims)
+
+
+_USED = "This preview_token was already used: the change is applied. To change the scenario again, run a new dry run."
+
+
+async def execute_apply(
+    client: RunloopClient, journal: Journal, prepared: ApplyPlan, *, max_tokens: int, on_wait: OnWait | None
+) -> dict[str, Any]:
+    """Journal the previous version, POST the previewed body, and check the API's answer against the preview."""
+    plan = prepared.plan
+    entry = journal.prepare(plan.scenario_id, plan.before, plan.body, prepared.claims.nonce)
+    try:
+        returned = await client.update_scenario(plan.scenario_id, plan.body, on_wait=on_wait)
+    except UpstreamError as exc:
+        outcome, state = await _after_failure(client, plan, on_wait)
+        journal.finish(entry, outcome, after=state, detail=type(exc).__name__)
+        if outcome == "applied":
+            returned = state or {}
+        else:
+            raise _failure(exc, outcome, entry) from None
+    else:
+        journal.finish(entry, "applied", after=returned)
+    mismatches = _mismatches(plan, returned)
+    shown, _, _ = clip_to_fit(returned, max(500, max_tokens // 2))
+    hint = (
+        f"Applied. The previous version is in the undo journal as {entry}; to undo, run `runloop-scenarios-mcp journal "
+        f"undo {entry}` and preview the changes it prints."
+    )
+    if mismatches:
+        hint = "Applied, but the API returned values that differ from the preview (see mismatches). " + hint
+    return _result(
+        plan,
+        dry_run=False,
+        applied=True,
+        journal_entry=entry,
+        scenario=shown,
+        verified=not mismatches,
+        mismatches=mismatches,
+        hint=hint,
+    )
+
+
+async def _after_failure(
+    client: RunloopClient, plan: Plan, on_wait: OnWait | None
+) -> tuple[Any, dict[str, Any] | None]:
+    """After a failed POST, read the scenario again to report truthfully whether the write happened."""
+    try:
+        state = await client.get_scenario(plan.scenario_id, on_wait=on_wait)
+    except UpstreamError:
+        return "unknown", None
+    version = fingerprint(state)
+    if version == fingerprint(plan.before):
+        return "failed", state
+    if not _mismatches(plan, state):
+        return "applied", state
+    return "unknown", state
+
+
+def _failure(exc: UpstreamError, outcome: str, entry: str) -> UpstreamError:
+    if outcome == "failed":
+        state = "The scenario is unchanged (checked by reading it again); nothing was written."
+    else:
+        state = (
+            "The scenario could not be confirmed unchanged: read it with get_scenario before trying again. Its "
+            f"previous version is in the undo journal as {entry}."
+        )
+    message = f"{exc} {state}"
+    if isinstance(exc, UpstreamStatusError):
+        return UpstreamStatusError(exc.status_code, message, detail=exc.detail)
+    if isinstance(exc, WriteOutcomeUnknown):
+        return WriteOutcomeUnknown(message)
+    return UpstreamError(message)
+
+
+def _mismatches(plan: Plan, returned: dict[str, Any]) -> list[DiffEntry]:
+    """Where the API's scenario differs from the preview's expected one (fields unknown to us included)."""
+    return diff(plan.expected, returned)
