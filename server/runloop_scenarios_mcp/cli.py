@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "environment: RUNLOOP_API_KEY, RUNLOOP_BASE_URL, RUNLOOP_MCP_READ_ONLY, RUNLOOP_MCP_SECRET, "
-            "RUNLOOP_MCP_HTTP_TOKEN, RUNLOOP_MCP_JOURNAL. Subcommands: emulator (serve the sample Runloop API on "
-            "loopback), demo (a scripted MCP session), schemas (write or check schemas/)."
+            "RUNLOOP_MCP_HTTP_TOKEN, RUNLOOP_MCP_JOURNAL, RUNLOOP_MCP_LOG_LEVEL. Subcommands: emulator (serve the "
+            "sample Runloop API on loopback), demo (a scripted MCP session), schemas (write or check schemas/), "
+            "journal (list the undo journal, or print the changes that undo an entry)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -69,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT, help=f"HTTP port (default {DEFAULT_HTTP_PORT})")
     parser.add_argument(
-        "--default-max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="page budget when a call gives none"
+        "--default-max-tokens",
+        type=int,
+        default=None,
+        help=f"page budget when a call gives none (default {DEFAULT_MAX_TOKENS}, or the cap if lower)",
     )
     parser.add_argument(
         "--max-tokens-cap", type=int, default=DEFAULT_MAX_TOKENS_CAP, help="the largest budget a call may ask"
@@ -80,10 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-retries", type=int, default=5, help="upstream retries of a read (default 5)")
     parser.add_argument("--journal", type=Path, default=None, help="undo journal path (default: XDG state dir)")
     parser.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], type=str.upper, default=None
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        type=str.upper,
+        default=None,
+        help="level of the log lines on stderr (default INFO, or RUNLOOP_MCP_LOG_LEVEL)",
     )
 
-    commands = parser.add_subparsers(dest="command", metavar="{emulator,demo,schemas}")
+    commands = parser.add_subparsers(dest="command", metavar="{emulator,demo,schemas,journal}")
     emulator = commands.add_parser("emulator", help="serve the sample Runloop scenarios API on loopback HTTP")
     emulator.add_argument("--host", dest="emulator_host", default="127.0.0.1")
     emulator.add_argument("--port", dest="emulator_port", type=int, default=8765)
@@ -95,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--check", action="store_true")
     schemas.add_argument("--dir", type=Path, default=Path("schemas"))
+    journal = commands.add_parser("journal", help="list the undo journal, or print the changes that undo an entry")
+    journal_actions = journal.add_subparsers(dest="journal_action", metavar="{list,undo}", required=True)
+    journal_list = journal_actions.add_parser("list", help="one line per write: entry, time, scenario, outcome, fields")
+    undo = journal_actions.add_parser("undo", help="print update_scenario arguments that restore an entry's version")
+    undo.add_argument("entry", help="journal entry id, as the apply result names it (j_...)")
+    for action in (journal_list, undo):
+        action.add_argument("--journal", dest="journal_file", type=Path, default=None, help="undo journal path")
     return parser
 
 
@@ -116,7 +131,11 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         host=args.host,
         port=args.port,
         http_token=SecretStr(http_token) if http_token else None,
-        default_max_tokens=args.default_max_tokens,
+        default_max_tokens=(
+            args.default_max_tokens
+            if args.default_max_tokens is not None
+            else min(DEFAULT_MAX_TOKENS, args.max_tokens_cap)
+        ),
         max_tokens_cap=args.max_tokens_cap,
         timeout=args.timeout,
         max_retries=args.max_retries,
@@ -133,6 +152,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .schema_export import check_or_write
 
         sys.exit(check_or_write(args.dir, write=args.write))
+    if args.command == "journal":
+        from .journal import journal_command
+
+        env_path = os.environ.get("RUNLOOP_MCP_JOURNAL")
+        path = args.journal_file or args.journal or (Path(env_path) if env_path else default_journal_path(os.environ))
+        sys.exit(journal_command(args.journal_action, getattr(args, "entry", None), path, sys.stdout, sys.stderr))
     if args.command == "demo":
         from .demo import run_demo
 

@@ -28,6 +28,10 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_MAX_RETRIES = 5
 """As the official SDKs (runloop-api.md section 5.2)."""
+DEFAULT_RETRY_INITIAL_DELAY = 1.0
+"""Seconds before the first retry, doubling each time (as the official SDKs)."""
+DEFAULT_RETRY_BUDGET = 120.0
+"""Seconds one call may spend waiting between retries, so every tool call ends in bounded time."""
 DEFAULT_HTTP_PORT = 8000
 EMULATOR_API_KEY = "emulator-key"
 """The bearer token the in-process emulator is sent; not a secret, there is no account behind it."""
@@ -60,6 +64,8 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
+    retry_initial_delay: float = DEFAULT_RETRY_INITIAL_DELAY
+    retry_budget: float = DEFAULT_RETRY_BUDGET
     log_level: LogLevel = "INFO"
     journal_path: Path = field(default_factory=lambda: default_journal_path(os.environ))
     preview_ttl: int = 600
@@ -93,13 +99,15 @@ def _check(s: Settings) -> None:
         raise ConfigurationError(f"RUNLOOP_BASE_URL={s.base_url!r} is not an http(s) URL; use e.g. {DEFAULT_BASE_URL}")
     if s.api_key is not None and not s.api_key.get_secret_value().strip():
         raise ConfigurationError("RUNLOOP_API_KEY is set but empty; set it to your Runloop API key or unset it")
+    if not MIN_MAX_TOKENS <= s.max_tokens_cap <= 1_000_000:
+        raise ConfigurationError(
+            f"--max-tokens-cap must be between {MIN_MAX_TOKENS} and 1000000; got {s.max_tokens_cap}"
+        )
     if not MIN_MAX_TOKENS <= s.default_max_tokens <= s.max_tokens_cap:
         raise ConfigurationError(
             f"--default-max-tokens must be between {MIN_MAX_TOKENS} and --max-tokens-cap ({s.max_tokens_cap}); "
             f"got {s.default_max_tokens}"
         )
-    if s.max_tokens_cap > 1_000_000:
-        raise ConfigurationError(f"--max-tokens-cap must be at most 1000000; got {s.max_tokens_cap}")
     if not 0 < s.timeout <= 600:
         raise ConfigurationError(f"--timeout must be a number of seconds in (0, 600]; got {s.timeout}")
     if not 0 < s.connect_timeout <= 600:
@@ -110,6 +118,11 @@ def _check(s: Settings) -> None:
         raise ConfigurationError(f"the confirmation timeout must be in (0, 3600] seconds; got {s.confirm_timeout}")
     if not 0 <= s.max_retries <= 10:
         raise ConfigurationError(f"--max-retries must be between 0 and 10; got {s.max_retries}")
+    if not 0 < s.retry_initial_delay <= 60 or not 0 < s.retry_budget <= 3600:
+        raise ConfigurationError(
+            f"retry delays must be in (0, 60] s and the retry budget in (0, 3600] s; got "
+            f"{s.retry_initial_delay} and {s.retry_budget}"
+        )
     if not 0 < s.port < 65536:
         raise ConfigurationError(f"--port must be between 1 and 65535; got {s.port}")
     if s.transport == "http" and not is_loopback(s.host) and s.http_token is None:

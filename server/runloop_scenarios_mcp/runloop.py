@@ -46,6 +46,7 @@ RETRY_BUDGET = 120.0
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MAX_LIST_LIMIT = 5000
 MAX_ID_LENGTH = 256
+MAX_FILTER_LENGTH = 2048
 
 OnWait = Callable[[int, float, str], Awaitable[None]]
 """Called before each retry with (attempt number, delay in seconds, reason): used for progress."""
@@ -126,6 +127,11 @@ class ListQuery:
         for key in ("name", "benchmark_id", "validation_type", "search", "starting_after"):
             value = getattr(self, key)
             if value is not None:
+                if len(value) > MAX_FILTER_LENGTH:  # beyond any real name or id, and beyond what a URL can carry
+                    raise InvalidArgument(
+                        f"{key} is {len(value)} characters long; send at most {MAX_FILTER_LENGTH} (a name, id or "
+                        "search term)"
+                    )
                 out[key] = value
         if self.limit is not None:
             out["limit"] = str(self.limit)
@@ -159,6 +165,7 @@ class RunloopClient:
         self._initial_retry_delay = initial_retry_delay
         self._max_retry_delay = max_retry_delay
         self._retry_budget = retry_budget
+        self._timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={
@@ -197,7 +204,7 @@ class RunloopClient:
         for attempt in range(self._max_retries + 1):
             last = attempt == self._max_retries
             try:
-                response = await self._http.post(path, content=content, headers=headers)
+                response = await self._exchange("POST", path, content=content, headers=headers)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the server: safe to try again.
                 if last:
@@ -220,7 +227,7 @@ class RunloopClient:
         for attempt in range(self._max_retries + 1):
             last = attempt == self._max_retries
             try:
-                response = await self._http.get(path, params=params)
+                response = await self._exchange("GET", path, params=params)
             except httpx.TransportError as exc:
                 if last:
                     raise _connection_error(exc) from None
@@ -238,6 +245,18 @@ class RunloopClient:
                     raise
                 waited = await self._wait(attempt, None, "malformed body", waited, on_wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _exchange(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request and its whole body, bounded as a whole by the timeout.
+
+        httpx applies its timeout to each network read, so a body that trickles in a few bytes at a
+        time would otherwise never time out; this deadline covers connect, send and the full body.
+        """
+        try:
+            with anyio.fail_after(self._timeout):
+                return await self._http.request(method, path, **kwargs)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no complete answer within {self._timeout} s") from None
 
     async def _wait(
         self, attempt: int, retry_after: float | None, reason: str, waited: float, on_wait: OnWait | None
@@ -262,6 +281,15 @@ class RunloopClient:
                 response.status_code,
                 status_message(response.status_code, self._detail(response)),
                 detail=self._detail(response),
+            )
+        if response.is_redirect:  # redirects are not followed: the Authorization header must not travel
+            location = clean_detail(response.headers.get("location", ""), (self._api_key,))
+            raise UpstreamStatusError(
+                response.status_code,
+                f"The Runloop API answered with a redirect (HTTP {response.status_code}"
+                + (f" to {location}" if location else "")
+                + "), which this server does not follow. Check RUNLOOP_BASE_URL (the default is https://api.runloop.ai).",
+                detail=location or None,
             )
         if not response.content:
             raise MalformedResponse(
@@ -302,8 +330,8 @@ def _connection_error(exc: httpx.TransportError) -> UpstreamError:
             "The Runloop API did not answer in time, even after retries. Try again later, or raise --timeout."
         )
     return UpstreamConnectionError(
-        f"Could not reach the Runloop API ({type(exc).__name__}), even after retries. Check the network and "
-        "RUNLOOP_BASE_URL, then try again."
+        f"The connection to the Runloop API failed or broke off ({type(exc).__name__}), even after retries. Check "
+        "the network and RUNLOOP_BASE_URL, then try again."
     )
 
 

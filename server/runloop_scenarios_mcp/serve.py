@@ -39,32 +39,74 @@ class BearerTokenGuard:
 
 
 def http_app(settings: Settings) -> ASGIApp:
-    """The streamable HTTP app at /mcp, with Host/Origin checks and the bearer token guard."""
+    """The streamable HTTP app at /mcp, with Host/Origin checks and the bearer token guard.
+
+    2026-07-28 requests are served statelessly whatever the mode; 2025-11-25 clients get a session
+    (``Mcp-Session-Id``), so the server remembers that they can answer a confirmation (elicitation).
+    Stateless legacy requests would lose the client's capabilities and skip the person's confirmation.
+
+    DNS rebinding: on a loopback address only loopback Host and Origin values pass. On a specific
+    non-loopback address only that address does. On a wildcard address (0.0.0.0, ::) the Host cannot
+    be known in advance, so the bearer token (required there) is the guard and any browser Origin is refused.
+    """
     from mcp.server.transport_security import TransportSecuritySettings
 
     server = build_server(settings)
-    hosts = [f"{settings.host}:*", settings.host]
     if is_loopback(settings.host):
-        hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost"]
-    origins = [f"http://{h.removesuffix(':*')}:*" for h in hosts if h.endswith(":*")]
+        names = ["127.0.0.1", "localhost", "[::1]"]
+    elif settings.host in _WILDCARDS:
+        names = []
+    else:
+        names = [f"[{settings.host}]" if ":" in settings.host else settings.host]
+    hosts = [*names, *(f"{name}:*" for name in names)]
+    origins = [f"{scheme}://{name}{port}" for name in names for scheme in ("http", "https") for port in ("", ":*")]
     security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+        enable_dns_rebinding_protection=settings.host not in _WILDCARDS,
+        allowed_hosts=hosts,
+        allowed_origins=origins,
     )
-    app: ASGIApp = server.streamable_http_app(stateless_http=True, transport_security=security, host=settings.host)
+    app: ASGIApp = server.streamable_http_app(stateless_http=False, transport_security=security, host=settings.host)
+    if settings.host in _WILDCARDS:
+        app = _RefuseBrowserOrigins(app)
     if settings.http_token is not None:
         app = BearerTokenGuard(app, settings.http_token.get_secret_value())
     return app
+
+
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+
+
+class _RefuseBrowserOrigins:
+    """On a wildcard bind: refuse any request that carries an Origin (a browser page), as DNS-rebinding defence."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and Request(scope).headers.get("origin"):
+            await JSONResponse({"error": "forbidden", "message": "browser origins are refused"}, status_code=403)(
+                scope, receive, send
+            )
+            return
+        await self._app(scope, receive, send)
 
 
 def serve_mcp(settings: Settings) -> None:
     """Serve until the client disconnects (stdio) or the process is stopped (HTTP)."""
     if settings.transport == "stdio":
         server = build_server(settings)
-        logger.info("serving MCP over stdio (emulator=%s read_only=%s)", settings.emulator, settings.read_only)
+        logger.info("server_start transport=stdio emulator=%s read_only=%s", settings.emulator, settings.read_only)
         anyio.run(server.run_stdio_async)
         return
     import uvicorn
 
-    logger.info("serving MCP over streamable HTTP on http://%s:%d/mcp", settings.host, settings.port)
+    url = f"http://{f'[{settings.host}]' if ':' in settings.host else settings.host}:{settings.port}/mcp"
+    logger.info(
+        "server_start transport=http url=%s emulator=%s read_only=%s token=%s",
+        url,
+        settings.emulator,
+        settings.read_only,
+        "required" if settings.http_token is not None else "none",
+    )
     config = uvicorn.Config(http_app(settings), host=settings.host, port=settings.port, log_level="warning")
     anyio.run(uvicorn.Server(config).serve)
