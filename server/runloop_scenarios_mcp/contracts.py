@@ -29,21 +29,41 @@ MaxTokens = Annotated[
 ]
 ScenarioId = Annotated[
     str,
-    Field(min_length=1, max_length=256, description="Scenario id as list_scenarios returns it, e.g. scn_2f7k...."),
+    Field(
+        min_length=1,
+        max_length=256,
+        description="Scenario id as list_scenarios returns it, e.g. scn_46ch4zz4cnwfxaffn6k7aywt.",
+    ),
 ]
 
 
-class ToolInput(BaseModel):
+def _compact(schema: dict[str, Any]) -> None:
+    """Keep tools/list small: drop what only repeats a name (pydantic's generated titles) or says nothing
+    (``"default": null`` on an optional field). Every description and constraint stays."""
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+
+
+class Contract(BaseModel):
+    """Base of every model whose schema is published (tool inputs, results and their parts)."""
+
+    model_config = ConfigDict(json_schema_extra=_compact)
+
+
+class ToolInput(Contract):
     """Base of tool inputs: unknown arguments are rejected."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class ToolResult(BaseModel):
+class ToolResult(Contract):
     """Base of tool results."""
 
 
-class ClippedField(BaseModel):
+class ClippedField(Contract):
     """A string that was shortened to fit the budget; read the rest with get_scenario(field=..., offset=...)."""
 
     id: str = Field(description="Scenario id the clipped string belongs to.")
@@ -110,7 +130,7 @@ class GetScenarioInput(ToolInput):
     offset: int = Field(0, ge=0, description="With field: the character offset to start reading at (next_offset).")
 
 
-class StringSlice(BaseModel):
+class StringSlice(Contract):
     """A slice of one long string of a scenario."""
 
     field: str = Field(description="JSON path of the string.")
@@ -149,7 +169,7 @@ class UpdateScenarioInput(ToolInput):
     )
 
 
-class DiffEntry(BaseModel):
+class DiffEntry(Contract):
     path: str = Field(description="JSON path of the changed value.")
     before: Any = Field(description="Value before the change (null when absent).")
     after: Any = Field(description="Value after the change (null when removed).")

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .budget import Clip, clip_to_fit, count_json, usable
+from .budget import Clip, budget_for, clip_to_fit, count_json, estimate_json, usable
 from .contracts import ClippedField, ListScenariosResult
 from .cursor import CursorCodec, CursorState
-from .errors import InvalidArgument, InvalidCursor
+from .errors import InvalidArgument, InvalidCursor, UpstreamStatusError
 from .models import SCENARIO_FIELDS
 from .runloop import ListQuery, OnWait, RunloopClient
 
 MAX_UPSTREAM_REQUESTS = 4
 """Upstream pages one call may fetch; bounds the latency and load of a single tool call."""
 MAX_UPSTREAM_PAGE = 200
-EXCERPT_CHARS = 200
+EXCERPT_CHARS = 100
+"""Enough to recognise a problem statement (its title line and the start of a sentence) at about 25 tokens."""
 SUMMARY_FIELDS: tuple[str, ...] = (
     "id",
     "name",
@@ -34,9 +36,12 @@ SUMMARY_FIELDS: tuple[str, ...] = (
     "metadata",
 )
 SELECTABLE_FIELDS: tuple[str, ...] = tuple(dict.fromkeys((*SCENARIO_FIELDS, *SUMMARY_FIELDS)))
+_PACK_SHARE = 0.99
+"""Pack by one-tokenizer estimates to this share of the budget; the exact count of the page (both tokenizers)
+decides, and gives the last scenario back to the next page in the rare case it is over."""
+_LARGE_FIELDS = frozenset({"input_context", "scoring_contract", "reference_output", "environment"})
+"""Fields that can take thousands of tokens; with none of them a scenario is a few dozen tokens."""
 FILTER_NAMES: tuple[str, ...] = ("name", "benchmark_id", "validation_type", "search")
-_SAFETY = 0.98
-"""Pack to this share of the budget by summed per-item counts; the exact count of the whole page decides."""
 
 
 def excerpt(text: Any, limit: int = EXCERPT_CHARS) -> str | None:
@@ -55,7 +60,7 @@ def _scorers(scenario: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(function, dict):
             scorer = function.get("scorer")
             kind = scorer.get("type") if isinstance(scorer, dict) else None
-            out.append({"name": function.get("name"), "type": kind, "weight": function.get("weight")})
+            out.append({"name": function.get("name"), "type": kind})
     return out
 
 
@@ -87,7 +92,8 @@ def normalize_fields(fields: list[str] | None) -> list[str] | None:
     unknown = [f for f in fields if f not in SELECTABLE_FIELDS]
     if unknown:
         raise InvalidArgument(
-            f"fields: unknown field name(s) {unknown[:5]!r}. Valid names: {', '.join(SELECTABLE_FIELDS)}, "
+            f"fields: unknown field name(s) {[name[:40] for name in unknown[:5]]!r}. "
+            f"Valid names: {', '.join(SELECTABLE_FIELDS)}, "
             'or ["*"] for every field.'
         )
     return list(dict.fromkeys(["id", *fields]))
@@ -104,7 +110,7 @@ def project(scenario: dict[str, Any], fields: list[str] | None) -> dict[str, Any
     for name in fields:
         if name in scenario:
             out[name] = scenario[name]
-        elif name in SUMMARY_FIELDS:
+        elif name not in SCENARIO_FIELDS:  # a derived summary field (problem_statement_excerpt, scorers)
             summary = summary or summarize(scenario)
             out[name] = summary[name]
     return out
@@ -138,23 +144,20 @@ def resolve_query(request: ListRequest, codec: CursorCodec) -> tuple[dict[str, A
     return bound, state.after
 
 
-def _hint(*, has_more: bool, returned: int, clipped: bool, fields: list[str] | None) -> str:
+def _hint(*, has_more: bool, returned: int, clipped: bool, fields: list[str] | None, resumed: bool) -> str:
     if returned == 0:
+        if resumed:
+            return "No more scenarios: this listing is complete."
         return (
             "No scenario matches. name must match exactly (case-sensitive); use search for a partial match, "
             "or drop filters."
         )
     parts: list[str] = []
     if clipped:
-        parts.append(
-            "Long strings were clipped (see clipped): read one with get_scenario(scenario_id, field=path, "
-            "offset=returned_length)."
-        )
+        parts.append("Long strings were clipped: read the rest with get_scenario(scenario_id, field=path, offset).")
     if has_more:
-        narrow = "fields" if fields == ["*"] else "name, search, benchmark_id or validation_type"
-        parts.append(
-            f"More remain: call list_scenarios with cursor=next_cursor for the next page, or narrow with {narrow}."
-        )
+        narrow = "fewer fields" if fields == ["*"] else "filters"
+        parts.append(f"More remain: pass cursor=next_cursor, or narrow with {narrow}.")
     else:
         parts.append("This is the last page.")
     return " ".join(parts)
@@ -169,6 +172,7 @@ def _result(
     total_count: int | None,
     max_tokens: int,
     fields: list[str] | None,
+    resumed: bool,
 ) -> dict[str, Any]:
     result = ListScenariosResult(
         returned=len(items),
@@ -177,7 +181,7 @@ def _result(
         total_count=total_count,
         estimated_tokens=0,
         max_tokens=max_tokens,
-        hint=_hint(has_more=has_more, returned=len(items), clipped=bool(clips), fields=fields),
+        hint=_hint(has_more=has_more, returned=len(items), clipped=bool(clips), fields=fields, resumed=resumed),
         clipped=clips,
         scenarios=items,
     ).model_dump(mode="json")
@@ -194,7 +198,7 @@ async def list_page(
     filters: dict[str, str] = query.get("filters") or {}
     fields: list[str] | None = query.get("fields")
     budget = usable(request.max_tokens)
-    per_item_guess = 150 if fields is None else 1500
+    per_item_guess = 150 if fields is None else 1500 if set(fields) & _LARGE_FIELDS or fields == ["*"] else 60
     page_size = min(MAX_UPSTREAM_PAGE, max(5, math.ceil(budget / per_item_guess * 1.3) + 1))
     if request.limit is not None:
         page_size = min(page_size, request.limit)
@@ -208,33 +212,53 @@ async def list_page(
 
     async def refill() -> None:
         nonlocal upstream_after, upstream_more, total_count, requests
-        page = await client.list_scenarios(
-            ListQuery(
-                **filters,
-                limit=page_size,
-                starting_after=upstream_after,
-                include_total_count=request.include_total_count and requests == 0,
-            ),
-            on_wait=on_wait,
-        )
+        resuming = requests == 0 and after is not None
+        try:
+            listing = await client.list_scenarios(
+                ListQuery(
+                    **filters,
+                    limit=page_size,
+                    starting_after=upstream_after,
+                    include_total_count=request.include_total_count and requests == 0,
+                ),
+                on_wait=on_wait,
+            )
+        except UpstreamStatusError as exc:
+            # What the API does with a starting_after it no longer lists is undocumented: an error is one answer.
+            if resuming and after is not None and exc.status_code in (400, 404, 422):
+                raise _lost_position(after) from None
+            raise
         requests += 1
         if request.include_total_count and total_count is None:
-            total_count = page["total_count"]
-        scenarios: list[dict[str, Any]] = page["scenarios"]
+            total_count = listing["total_count"]
+        scenarios: list[dict[str, Any]] = listing["scenarios"]
         buffer.extend(scenarios)
         scenario_by_id.update((scenario["id"], scenario) for scenario in scenarios)
-        upstream_more = bool(page["has_more"]) and bool(scenarios)
+        upstream_more = bool(listing["has_more"]) and bool(scenarios)
         if scenarios:
             upstream_after = scenarios[-1]["id"]
+        elif resuming and after is not None and await _anchor_gone(client, after, on_wait):
+            raise _lost_position(after)  # an empty page is the other answer: not the end of the listing
 
     def cursor_for(last_id: str) -> str:
         return codec.encode(CursorState(after=last_id, query={"filters": filters, "fields": fields}))
 
+    def page(items: list[dict[str, Any]], ids: list[str], clips: list[ClippedField], has_more: bool) -> dict[str, Any]:
+        return _result(
+            items,
+            clips,
+            has_more=has_more,
+            next_cursor=cursor_for(ids[-1]) if has_more and ids else None,
+            total_count=total_count,
+            max_tokens=request.max_tokens,
+            fields=fields,
+            resumed=after is not None,
+        )
+
     items: list[dict[str, Any]] = []
-    item_tokens: list[int] = []
     ids: list[str] = []
     clips: list[ClippedField] = []
-    envelope = 0
+    used = 0  # envelope + items + separators, by per-part counts (the whole page is counted exactly below)
     while request.limit is None or len(items) < request.limit:
         if not buffer:
             if not upstream_more or requests >= MAX_UPSTREAM_REQUESTS:
@@ -244,64 +268,79 @@ async def list_page(
         scenario = buffer[0]
         item = project(scenario, fields)
         if not items:
-            envelope = count_json(
-                _result(
-                    [],
-                    [],
-                    has_more=True,
-                    next_cursor=cursor_for(scenario["id"]),
-                    total_count=total_count,
-                    max_tokens=request.max_tokens,
-                    fields=fields,
-                )
-            )
-        tokens = count_json(item)
-        if envelope + sum(item_tokens) + len(items) + tokens > budget * _SAFETY:
+            used = count_json(page([{}], [scenario["id"]], [], True)) - 1  # the envelope, without "{}"
+        tokens = estimate_json(item) + 1
+        if used + tokens > budget * _PACK_SHARE:
             if items:
                 break  # the next page starts with this one, whole
-            item, clips, tokens = _clip_alone(item, scenario["id"], budget - envelope)
+            item, clips = _clip_alone(item, scenario["id"], budget - used, page)
         items.append(item)
-        item_tokens.append(tokens)
         ids.append(scenario["id"])
+        used += tokens
         buffer.popleft()
         if clips:
             break
 
     given_back = False
-    for _ in range(8):
-        has_more = bool(buffer) or upstream_more or given_back
-        result = _result(
-            items,
-            clips,
-            has_more=has_more,
-            next_cursor=cursor_for(ids[-1]) if has_more and ids else None,
-            total_count=total_count,
-            max_tokens=request.max_tokens,
-            fields=fields,
-        )
+    room = budget - used + (count_json(items[0]) + 1 if len(items) == 1 else 0)
+    reclips = 0
+    while True:
+        result = page(items, ids, clips, bool(buffer) or upstream_more or given_back)
         excess = result["estimated_tokens"] - budget
         if excess <= 0:
             return result
-        if len(items) > 1:  # the summed estimate was a little short: the last one goes to the next page
+        if len(items) > 1:  # the per-part estimate was a little short: the last one goes to the next page
             items.pop()
             ids.pop()
             given_back = True
-        else:  # one scenario, clipped: clip it harder, from the original
-            item, clips, _ = _clip_alone(project(scenario_by_id[ids[0]], fields), ids[0], budget - envelope - excess)
-            items[0] = item
-    raise RuntimeError("could not pack a page within the budget")  # pragma: no cover - budgets >= 500 always fit
+            continue
+        if reclips == 4:
+            break
+        reclips += 1  # one scenario, clipped: clip it harder, from the original
+        room -= excess + 4
+        items[0], clips = _clip_alone(project(scenario_by_id[ids[0]], fields), ids[0], room, page)
+    alone = project(scenario_by_id[ids[0]], fields)
+    smallest, notes = _clip_alone(alone, ids[0], 0, page)
+    needed = budget_for(count_json(page([smallest], ids, notes, True)) + 8)
+    raise InvalidArgument(
+        f"max_tokens={request.max_tokens} is too small for scenario {ids[0]} with these fields, even with its long "
+        f"strings clipped: pass max_tokens={needed} or more with the same cursor, or pass fewer fields."
+    )
 
 
-def _clip_alone(item: dict[str, Any], scenario_id: str, room: int) -> tuple[dict[str, Any], list[ClippedField], int]:
-    """Clip a scenario that does not fit alone into ``room`` tokens, leaving room for the clip notes and hint."""
-    room -= 48  # the longer hint of a clipped page
-    clipped, made, tokens = clip_to_fit(item, room)
-    notes = [_note(scenario_id, clip) for clip in made]
-    notes_tokens = count_json([n.model_dump() for n in notes]) if notes else 0
-    if tokens + notes_tokens > room:
-        clipped, made, tokens = clip_to_fit(item, room - notes_tokens)
-        notes = [_note(scenario_id, clip) for clip in made]
-    return clipped, notes, tokens
+def _lost_position(after: str) -> InvalidCursor:
+    return InvalidCursor(
+        f"This cursor continues after scenario {after}, which the Runloop API no longer lists (archived, or changed "
+        "so it no longer matches the filters), so it cannot continue from there. Start the listing again without "
+        "cursor, with the same filters and fields, to see the remaining scenarios."
+    )
+
+
+async def _anchor_gone(client: RunloopClient, scenario_id: str, on_wait: OnWait | None) -> bool:
+    """Whether the scenario a cursor continues after has left the listings (archived or gone)."""
+    try:
+        scenario = await client.get_scenario(scenario_id, on_wait=on_wait)
+    except UpstreamStatusError as exc:
+        return exc.status_code == 404
+    return scenario.get("status") == "archived"
+
+
+def _clip_alone(
+    item: dict[str, Any],
+    scenario_id: str,
+    room: int,
+    page: Callable[[list[dict[str, Any]], list[str], list[ClippedField], bool], dict[str, Any]],
+) -> tuple[dict[str, Any], list[ClippedField]]:
+    """Clip a scenario that does not fit alone into ``room`` tokens, counting its clip notes and the longer hint."""
+    base = count_json(page([{}], [scenario_id], [], True))
+
+    def overhead(made: list[Clip]) -> int:
+        if not made:
+            return 0
+        return count_json(page([{}], [scenario_id], [_note(scenario_id, clip) for clip in made], True)) - base + 1
+
+    clipped, made = clip_to_fit(item, room, overhead=overhead)[:2]
+    return clipped, [_note(scenario_id, clip) for clip in made]
 
 
 def _note(scenario_id: str, clip: Clip) -> ClippedField:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .budget import clip_to_fit, count_json, lookup_path, usable
+from .budget import Clip, budget_for, clip_to_fit, count_json, lookup_path, usable
 from .contracts import ClippedField, GetScenarioResult, StringSlice
 from .errors import InvalidArgument
 from .runloop import OnWait, RunloopClient
@@ -50,24 +50,31 @@ async def get_page(
     result = _result(scenario=scenario, slice_=None, clips=[], max_tokens=max_tokens, hint=_HINT_FULL)
     if result["estimated_tokens"] <= limit:
         return result
-    envelope = count_json(_result(scenario={}, slice_=None, clips=[], max_tokens=max_tokens, hint=_HINT_CLIPPED))
-    room = limit - envelope
-    for _ in range(6):
-        clipped, made, _tokens = clip_to_fit(scenario, room)
-        notes = [
-            ClippedField(
-                id=scenario["id"], path=c.path, original_length=c.original_length, returned_length=c.returned_length
-            )
+    sid = str(scenario.get("id", scenario_id))
+
+    def notes(made: list[Clip]) -> list[ClippedField]:
+        return [
+            ClippedField(id=sid, path=c.path, original_length=c.original_length, returned_length=c.returned_length)
             for c in made
         ]
-        result = _result(scenario=clipped, slice_=None, clips=notes, max_tokens=max_tokens, hint=_HINT_CLIPPED)
+
+    def overhead(made: list[Clip]) -> int:
+        clips = notes(made)
+        return count_json(_result(scenario={}, slice_=None, clips=clips, max_tokens=max_tokens, hint=_HINT_CLIPPED)) + 1
+
+    room = limit + 1  # the scenario replaces "{}" (one token) in the envelope that overhead counts
+    for _ in range(6):
+        clipped, made, _tokens = clip_to_fit(scenario, room, overhead=overhead)
+        result = _result(scenario=clipped, slice_=None, clips=notes(made), max_tokens=max_tokens, hint=_HINT_CLIPPED)
         excess = result["estimated_tokens"] - limit
         if excess <= 0:
             return result
-        room -= excess + 8
+        room -= excess + 2
+    _smallest, made, tokens = clip_to_fit(scenario, 0, overhead=overhead)
+    needed = budget_for(tokens + overhead(made) + 8)
     raise InvalidArgument(
-        f"This scenario cannot be shown within max_tokens={max_tokens}; raise max_tokens, or read single strings "
-        "with field and offset."
+        f"This scenario has too many fields to show within max_tokens={max_tokens}, even with its long strings "
+        f"clipped; pass max_tokens={needed} or more, or read single strings with field and offset."
     )
 
 

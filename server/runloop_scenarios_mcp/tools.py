@@ -54,6 +54,25 @@ def _describe_validation_error(tool: str, exc: ValidationError) -> str:
     return f"Invalid arguments for {tool}: " + "; ".join(problems) + ". See the tool's input schema for what to send."
 
 
+def _invalid_unicode(arguments: dict[str, Any]) -> str | None:
+    """The path of the first string (key or value) that cannot be encoded as UTF-8, if any."""
+    stack: list[tuple[str, Any]] = [("arguments", arguments)]
+    while stack:
+        where, value = stack.pop()
+        texts = [value] if isinstance(value, str) else list(value) if isinstance(value, dict) else []
+        for text in texts:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    return where.split(".")[0] if len(where) > 80 else where
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{key}"[:200], item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}.{index}"[:200], item) for index, item in enumerate(value))
+    return None
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -94,6 +113,12 @@ def register(
     async def call(ctx: Context[AppState, Any], **arguments: Any) -> CallToolResult:
         state: AppState = ctx.request_context.lifespan_context
         extras = {key: arguments.pop(key) for key in resolved or {} if key in arguments}
+        bad_text = _invalid_unicode(arguments)
+        if bad_text is not None:
+            return error_result(
+                f"Invalid arguments for {name}: {bad_text} contains invalid Unicode (a lone surrogate such as "
+                "\\ud800); send valid UTF-8 text."
+            )
         try:
             args = input_model.model_validate(arguments)
         except ValidationError as exc:

@@ -1,0 +1,130 @@
+"""Cursors: opaque, signed, bound to their query; every misuse is a clear tool error.
+
+Through the MCP client (both protocol modes) for the behaviour, plus a table of the codec itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from pydantic import SecretStr
+
+from conftest import Session, error_text, make_settings
+from runloop_scenarios_mcp.app import build_server
+from runloop_scenarios_mcp.cursor import CursorCodec, CursorState
+from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.errors import InvalidCursor
+
+pytestmark = pytest.mark.anyio
+
+FILTERS = {"validation_type": "FORWARD", "search": "fix"}
+
+
+async def first_cursor(mcp: Session, **arguments: Any) -> str:
+    page = await mcp.ok("list_scenarios", {"max_tokens": 500, **arguments})
+    assert page["next_cursor"], "the test needs a page with more after it"
+    return str(page["next_cursor"])
+
+
+def altered(cursor: str, index: int) -> str:
+    replacement = "A" if cursor[index] != "A" else "B"
+    return cursor[:index] + replacement + cursor[index + 1 :]
+
+
+async def test_cursor_alone_continues_with_its_filters_and_fields(mcp: Session, emulator: Emulator) -> None:
+    fields = ["name", "validation_type"]
+    cursor = await first_cursor(mcp, fields=fields, **FILTERS)
+    page = await mcp.ok("list_scenarios", {"cursor": cursor, "max_tokens": 500})
+    assert page["returned"] >= 1
+    for item in page["scenarios"]:
+        assert set(item) == {"id", *fields}
+        assert item["validation_type"] == "FORWARD" and "fix" in item["name"].casefold()
+    same = await mcp.ok("list_scenarios", {"cursor": cursor, "max_tokens": 500, "fields": fields, **FILTERS})
+    assert same["scenarios"] == page["scenarios"]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"validation_type": "REVERSE"},
+        {"search": "add"},
+        {"name": "x"},
+        {"fields": ["name"]},
+        {"fields": ["*"]},
+    ],
+)
+async def test_cursor_reused_with_other_filters_or_fields_is_refused(mcp: Session, other: dict[str, Any]) -> None:
+    cursor = await first_cursor(mcp, **FILTERS)
+    message = await mcp.error("list_scenarios", {"cursor": cursor, **other})
+    assert "other filters or fields" in message and "drop the cursor" in message
+
+
+async def test_tampered_and_truncated_cursors_are_refused(mcp: Session) -> None:
+    cursor = await first_cursor(mcp, **FILTERS)
+    head, after, query, mac = cursor.split(".")
+    candidates = [
+        cursor[:-1],
+        cursor[: len(cursor) // 2],
+        cursor + "A",
+        altered(cursor, len(cursor) - 3),  # the tag
+        altered(cursor, len(head) + 6),  # the scenario id
+        f"{head}.{after}.{query.replace('FORWARD', 'REVERSE')}.{mac}",  # another query, same tag
+        f"{head}.{after}..{mac}",  # the filters dropped
+        cursor.replace("c2.", "c3.", 1),
+        "",
+        "c2....",
+        "c2.scn_x.%ZZ.AAAA",
+        "c2." + "x" * 9000,
+    ]
+    for bad in candidates:
+        message = await mcp.error("list_scenarios", {"cursor": bad})
+        assert "cursor is not valid" in message, bad
+        assert "next_cursor" in message and "start over" in message
+
+
+async def test_cursor_from_another_server_secret_is_refused(mcp: Session, emulator: Emulator, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, secret=SecretStr("another-secret-0123456789abcdef"))
+    other = build_server(settings, transport=emulator.transport())
+    async with Client(other) as client:
+        page = await client.call_tool("list_scenarios", {"max_tokens": 500})
+        assert page.structured_content is not None
+        foreign = page.structured_content["next_cursor"]
+    message = await mcp.error("list_scenarios", {"cursor": foreign})
+    assert "issued by another server" in message and "RUNLOOP_MCP_SECRET" in message
+
+
+async def test_a_preview_token_is_not_a_cursor(mcp: Session, emulator: Emulator) -> None:
+    scenario_id = next(sid for sid, s in emulator.snapshot().items() if s.get("status") != "archived")
+    preview = await mcp.ok("update_scenario", {"scenario_id": scenario_id, "changes": {"metadata": {"k": "v"}}})
+    result = await mcp.call("list_scenarios", {"cursor": preview["preview_token"]})
+    assert result.is_error and "cursor is not valid" in error_text(result)
+
+
+# --- the codec itself ------------------------------------------------------------------------
+
+QUERIES: list[dict[str, Any]] = [
+    {"filters": {}, "fields": None},
+    {"filters": {}, "fields": ["*"]},
+    {"filters": {"validation_type": "EVALUATION"}, "fields": None},
+    {"filters": {"name": "a.b~c d/é%,", "search": "日本語"}, "fields": ["id", "name"]},
+    {"filters": {"benchmark_id": "bmk_1", "search": "x"}, "fields": ["id", "metadata"]},
+]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+@pytest.mark.parametrize("after", ["scn_2f7k9", "odd.id/with~dots é"])
+def test_codec_round_trips(query: dict[str, Any], after: str) -> None:
+    codec = CursorCodec("secret")
+    cursor = codec.encode(CursorState(after=after, query=query))
+    assert cursor.isascii() and '"' not in cursor and "\\" not in cursor
+    assert codec.decode(cursor) == CursorState(after=after, query=query)
+    with pytest.raises(InvalidCursor):
+        CursorCodec("other secret").decode(cursor)
+
+
+def test_default_cursor_is_short() -> None:
+    cursor = CursorCodec("secret").encode(CursorState(after="scn_f3dkxyfv8sh0qctn0fv7av6j", query=QUERIES[0]))
+    assert len(cursor) < 2 * len("scn_f3dkxyfv8sh0qctn0fv7av6j")

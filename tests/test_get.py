@@ -1,0 +1,145 @@
+"""get_scenario through the MCP client: whole scenarios within budget, clipping, slices that rebuild the original."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from mcp_types import TextContent
+
+from conftest import RealTokens, Session, error_text
+from runloop_scenarios_mcp.budget import lookup_path
+from runloop_scenarios_mcp.emulator import Emulator
+
+pytestmark = pytest.mark.anyio
+
+
+def largest(emulator: Emulator, count: int = 1) -> list[dict[str, Any]]:
+    return sorted(emulator.snapshot().values(), key=lambda s: len(str(s)), reverse=True)[:count]
+
+
+async def get(mcp: Session, real_tokens: RealTokens, arguments: dict[str, Any]) -> dict[str, Any]:
+    result = await mcp.call("get_scenario", arguments)
+    assert not result.is_error, error_text(result)
+    assert result.structured_content is not None
+    block = result.content[0]
+    assert isinstance(block, TextContent)
+    budget = arguments.get("max_tokens", 4000)
+    assert real_tokens.count(block.text) <= budget, "result over budget by a real tokenizer"
+    return dict(result.structured_content)
+
+
+async def read_whole(
+    mcp: Session, real_tokens: RealTokens, scenario_id: str, path: str, offset: int, budget: int
+) -> str:
+    """Read one string from ``offset`` to its end, slice by slice."""
+    text = ""
+    for _ in range(500):
+        result = await get(
+            mcp, real_tokens, {"scenario_id": scenario_id, "field": path, "offset": offset, "max_tokens": budget}
+        )
+        piece = result["slice"]
+        assert result["scenario"] is None and piece["field"] == path and piece["offset"] == offset
+        text += str(piece["text"])
+        if piece["next_offset"] is None:
+            assert "end" in result["hint"]
+            return text
+        assert piece["next_offset"] == offset + len(piece["text"]) and "next_offset" in result["hint"]
+        offset = piece["next_offset"]
+    raise AssertionError("slices never ended")
+
+
+async def test_small_scenario_comes_whole(mcp: Session, emulator: Emulator, real_tokens: RealTokens) -> None:
+    smallest = min(emulator.snapshot().values(), key=lambda s: len(str(s)))
+    result = await get(mcp, real_tokens, {"scenario_id": smallest["id"], "max_tokens": 4000})
+    assert result["scenario"] == smallest and result["clipped"] == [] and result["slice"] is None
+    assert "update_scenario" in result["hint"]
+
+
+@pytest.mark.parametrize("budget", [500, 2000, 8000])
+async def test_clipped_strings_are_marked_and_slices_rebuild_them(
+    mcp: Session, emulator: Emulator, real_tokens: RealTokens, budget: int
+) -> None:
+    scenario = largest(emulator)[0]
+    result = await get(mcp, real_tokens, {"scenario_id": scenario["id"], "max_tokens": budget})
+    shown = result["scenario"]
+    assert shown["id"] == scenario["id"] and result["clipped"], "the largest scenario does not fit"
+    assert "field=path" in result["hint"]
+    for note in result["clipped"]:
+        original = lookup_path(scenario, note["path"])
+        assert note["id"] == scenario["id"] and note["original_length"] == len(original)
+        kept = note["returned_length"]
+        assert lookup_path(shown, note["path"]).startswith(original[:kept])
+        rest = await read_whole(mcp, real_tokens, scenario["id"], note["path"], kept, budget)
+        assert original[:kept] + rest == original
+    # Everything not clipped is exactly the original.
+    clipped_paths = {note["path"] for note in result["clipped"]}
+    for key, value in scenario.items():
+        if not any(p == key or p.startswith(key + ".") for p in clipped_paths):
+            assert shown[key] == value
+
+
+async def test_too_many_fields_for_the_budget_names_one_that_works(
+    mcp: Session, emulator: Emulator, real_tokens: RealTokens
+) -> None:
+    """At the smallest budget a scenario with many fields either fits clipped or the error names a budget that does."""
+    for scenario in largest(emulator, 4):
+        result = await mcp.call("get_scenario", {"scenario_id": scenario["id"], "max_tokens": 500})
+        if not result.is_error:
+            assert result.structured_content is not None
+            assert result.structured_content["scenario"]["id"] == scenario["id"]
+            continue
+        message = error_text(result)
+        match = re.search(r"pass max_tokens=(\d+) or more", message)
+        assert match, message
+        needed = int(match.group(1))
+        assert 500 < needed <= 1500
+        shown = await get(mcp, real_tokens, {"scenario_id": scenario["id"], "max_tokens": needed})
+        assert shown["scenario"]["id"] == scenario["id"] and shown["clipped"]
+    for scenario in largest(emulator, 4):
+        assert (await get(mcp, real_tokens, {"scenario_id": scenario["id"], "max_tokens": 1500}))["scenario"]
+
+
+async def test_whole_string_from_offset_zero(mcp: Session, emulator: Emulator, real_tokens: RealTokens) -> None:
+    scenario = largest(emulator)[0]
+    statement = scenario["input_context"]["problem_statement"]
+    text = await read_whole(mcp, real_tokens, scenario["id"], "input_context.problem_statement", 0, 20000)
+    assert text == statement
+
+
+async def test_archived_scenarios_can_be_read(mcp: Session, emulator: Emulator, real_tokens: RealTokens) -> None:
+    archived = next(s for s in emulator.snapshot().values() if s.get("status") == "archived")
+    result = await get(mcp, real_tokens, {"scenario_id": archived["id"], "max_tokens": 20000})
+    assert result["scenario"]["status"] == "archived"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"scenario_id": ""}, "scenario_id"),
+        ({"scenario_id": "   "}, "scenario_id"),
+        ({"scenario_id": ".."}, "scenario_id"),
+        ({"scenario_id": "x" * 300}, "scenario_id"),
+        ({}, "scenario_id"),
+        ({"scenario_id": "scn_missing"}, "404"),
+        ({"scenario_id": "scn_missing", "max_tokens": 100}, "500"),
+        ({"scenario_id": "scn_missing", "max_tokens": 10**6}, "20000"),
+        ({"scenario_id": "scn_missing", "offset": -1}, "offset"),
+    ],
+)
+async def test_bad_get_arguments_are_clear_errors(mcp: Session, arguments: dict[str, Any], expected: str) -> None:
+    message = await mcp.error("get_scenario", arguments)
+    assert expected in message and "Traceback" not in message
+
+
+async def test_bad_slices_are_clear_errors(mcp: Session, emulator: Emulator) -> None:
+    scenario = largest(emulator)[0]
+    sid = scenario["id"]
+    assert "does not exist" in await mcp.error("get_scenario", {"scenario_id": sid, "field": "no.such.path"})
+    assert "not a string" in await mcp.error("get_scenario", {"scenario_id": sid, "field": "scoring_contract"})
+    length = len(scenario["input_context"]["problem_statement"])
+    message = await mcp.error(
+        "get_scenario", {"scenario_id": sid, "field": "input_context.problem_statement", "offset": length + 1}
+    )
+    assert f"0..{length}" in message
