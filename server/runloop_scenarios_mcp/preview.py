@@ -201,6 +201,9 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
             for sub, empty in EMPTY_SUBFIELD[read_name].items():
                 if sub in before and sub not in after:
                     after[sub] = empty
+        if read_name == "environment" and isinstance(after, dict) and "prebuilt_id" in after:
+            # Removed from the API in 2025 (runloop-api.md 2.4, 4.5): never sent, so the diff shows it dropped.
+            after = {key: value for key, value in after.items() if key != "prebuilt_id"}
         if before is not _MISSING and canonical(before) == canonical(after):
             expected[read_name] = before
             continue
@@ -213,11 +216,26 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
             "These changes leave the scenario as it is, so there is nothing to preview or apply. Compare with "
             "get_scenario and send the values you want to change."
         )
-    warnings = _validate(expected, set(body))
+    warnings = _validate(expected, set(body), _scorer_types(current))
     return Plan(scenario_id=scenario_id, before=current, expected=expected, body=body, diff=entries, warnings=warnings)
 
 
-def _validate(scenario: dict[str, Any], sent: set[str]) -> list[str]:
+def _scorer_types(scenario: dict[str, Any]) -> set[str]:
+    """Scorer types the scenario already uses: the API returned them, so it knows them, even if we do not."""
+    contract = scenario.get("scoring_contract")
+    functions = contract.get("scoring_function_parameters") if isinstance(contract, dict) else None
+    if not isinstance(functions, list):
+        return set()
+    return {
+        f["scorer"]["type"]
+        for f in functions
+        if isinstance(f, dict) and isinstance(f.get("scorer"), dict) and isinstance(f["scorer"].get("type"), str)
+    }
+
+
+def _validate(
+    scenario: dict[str, Any], sent: set[str], upstream_types: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
     """Check the merged scenario; errors raise InvalidChanges, soft problems come back as warnings."""
     errors: list[str] = []
     warnings: list[str] = []
@@ -241,13 +259,15 @@ def _validate(scenario: dict[str, Any], sent: set[str]) -> list[str]:
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
             errors.append("scorer_timeout_sec: must be a positive whole number of seconds")
     if "scoring_contract" in sent:
-        _check_scoring(scenario.get("scoring_contract"), errors, warnings)
+        _check_scoring(scenario.get("scoring_contract"), errors, warnings, upstream_types)
     if errors:
         raise InvalidChanges("The changed scenario would not be valid: " + "; ".join(errors) + ". Nothing was sent.")
     return warnings
 
 
-def _check_scoring(contract: Any, errors: list[str], warnings: list[str]) -> None:
+def _check_scoring(
+    contract: Any, errors: list[str], warnings: list[str], upstream_types: frozenset[str] | set[str] = frozenset()
+) -> None:
     functions = contract.get("scoring_function_parameters") if isinstance(contract, dict) else None
     if not isinstance(functions, list):
         errors.append("scoring_contract.scoring_function_parameters: must be a list of scoring functions")
@@ -273,7 +293,9 @@ def _check_scoring(contract: Any, errors: list[str], warnings: list[str]) -> Non
         else:
             total += weight
         kind = scorer.get("type") if isinstance(scorer, dict) else None
-        if kind not in SCORER_TYPES:
+        if kind in upstream_types and kind not in SCORER_TYPES:
+            pass  # a scorer type newer than this code, already in use upstream: the API accepts it
+        elif kind not in SCORER_TYPES:
             errors.append(f"{where}.scorer.type: must be one of {', '.join(SCORER_TYPES)} (got {kind!r})")
         else:
             missing = [f for f in SCORER_REQUIRED.get(str(kind), ()) if not isinstance(scorer.get(f), str)]  # type: ignore[union-attr]

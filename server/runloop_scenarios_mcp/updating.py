@@ -14,7 +14,7 @@ from typing import Any
 from .budget import clip_to_fit
 from .contracts import DiffEntry, UpdateScenarioResult
 from .errors import PreviewRefused, UpstreamError, UpstreamStatusError, WriteOutcomeUnknown
-from .journal import Journal
+from .journal import Journal, JournalError, Outcome
 from .preview import Plan, PreviewTokens, TokenClaims, diff, fingerprint, plan_update
 from .runloop import OnWait, RunloopClient
 
@@ -74,13 +74,14 @@ async def prepare_apply(
 ) -> ApplyPlan:
     """Every check before a write: the token, then a fresh read to make sure nothing changed since the preview."""
     claims = tokens.check(token, scenario_id, changes)
-    if journal.used_token(claims.nonce):
-        raise PreviewRefused("used", _USED)
+    used = journal.used_token(claims.nonce)
+    if used is not None:
+        raise PreviewRefused("used", _USED if used == "applied" else _USED_UNKNOWN)
     current = await client.get_scenario(scenario_id, on_wait=on_wait)
     version = fingerprint(current)
     if version != claims.before:
         if version == claims.after:
-            raise PreviewRefused("used", _USED)
+            raise PreviewRefused("used", _ALREADY)
         raise PreviewRefused(
             "stale",
             "The scenario changed since the preview (someone or something else edited it), so this token no longer "
@@ -90,6 +91,14 @@ async def prepare_apply(
 
 
 _USED = "This preview_token was already used: the change is applied. To change the scenario again, run a new dry run."
+_USED_UNKNOWN = (
+    "This preview_token was already used for a write whose outcome is unknown (the connection broke), so it cannot be "
+    "used again. Run a new dry run: it shows the scenario as it is now and gives a new token."
+)
+_ALREADY = (
+    "This preview_token was already used, or the same change was made another way: the scenario already looks as "
+    "this preview's result, so nothing was written. To change it again, run a new dry run."
+)
 
 
 async def execute_apply(
@@ -97,26 +106,34 @@ async def execute_apply(
 ) -> dict[str, Any]:
     """Journal the previous version, POST the previewed body, and check the API's answer against the preview."""
     plan = prepared.plan
-    entry = journal.prepare(plan.scenario_id, plan.before, plan.body, prepared.claims.nonce)
+    entry = journal.prepare(plan.scenario_id, plan.before, plan.body, prepared.claims.nonce)  # fsync'd: before the POST
+    notes: list[str] = []
     try:
         returned = await client.update_scenario(plan.scenario_id, plan.body, on_wait=on_wait)
     except UpstreamError as exc:
-        outcome, state = await _after_failure(client, plan, on_wait)
-        journal.finish(entry, outcome, after=state, detail=type(exc).__name__)
-        if outcome == "applied":
-            returned = state or {}
-        else:
-            raise _failure(exc, outcome, entry) from None
+        outcome, state = await _after_failure(client, plan, on_wait, in_flight=isinstance(exc, WriteOutcomeUnknown))
+        journal_note = _finish(journal, entry, outcome, state, type(exc).__name__)
+        if outcome != "applied" or state is None:
+            unchanged = outcome == "unknown" and state is not None and fingerprint(state) == fingerprint(plan.before)
+            raise _failure(exc, "unknown_unchanged" if unchanged else outcome, entry, journal_note) from None
+        returned = state
+        notes.append(
+            f"The API answered with an error ({exc}), but reading the scenario again shows the change applied."
+        )
+        notes += [journal_note] if journal_note else []
     else:
-        journal.finish(entry, "applied", after=returned)
+        journal_note = _finish(journal, entry, "applied", returned, "")
+        notes += [journal_note] if journal_note else []
     mismatches = _mismatches(plan, returned)
     shown, _, _ = clip_to_fit(returned, max(500, max_tokens // 2))
     hint = (
-        f"Applied. The previous version is in the undo journal as {entry}; to undo, run `runloop-scenarios-mcp journal "
-        f"undo {entry}` and preview the changes it prints."
+        f"Applied. The previous version is in the undo journal as {entry}; to undo, run "
+        f"`{journal.undo_command(entry)}` and preview the changes it prints."
     )
     if mismatches:
         hint = "Applied, but the API returned values that differ from the preview (see mismatches). " + hint
+    if notes:
+        hint = hint + " " + " ".join(notes)
     return _result(
         plan,
         dry_run=False,
@@ -130,30 +147,56 @@ async def execute_apply(
 
 
 async def _after_failure(
-    client: RunloopClient, plan: Plan, on_wait: OnWait | None
+    client: RunloopClient, plan: Plan, on_wait: OnWait | None, *, in_flight: bool
 ) -> tuple[Any, dict[str, Any] | None]:
-    """After a failed POST, read the scenario again to report truthfully whether the write happened."""
+    """After a failed POST, read the scenario again to report truthfully whether the write happened.
+
+    ``in_flight``: the POST was sent and got no answer, so it may still land after this read; an
+    unchanged scenario then proves nothing and the outcome stays unknown.
+    """
     try:
         state = await client.get_scenario(plan.scenario_id, on_wait=on_wait)
     except UpstreamError:
         return "unknown", None
     version = fingerprint(state)
     if version == fingerprint(plan.before):
-        return "failed", state
+        return ("unknown" if in_flight else "failed"), state
     if not _mismatches(plan, state):
         return "applied", state
     return "unknown", state
 
 
-def _failure(exc: UpstreamError, outcome: str, entry: str) -> UpstreamError:
+def _finish(journal: Journal, entry: str, outcome: Outcome, state: dict[str, Any] | None, detail: str) -> str:
+    """Record the outcome; a journal that fails now cannot undo the write, so say so instead of hiding it."""
+    try:
+        journal.finish(entry, outcome, after=state, detail=detail)
+    except JournalError as exc:
+        logger.error("journal_finish_failed entry=%s outcome=%s", entry, outcome)
+        return (
+            f"The outcome could not be recorded in the undo journal ({exc}); its entry {entry} holds the previous "
+            "version and stays marked as prepared."
+        )
+    return ""
+
+
+def _failure(exc: UpstreamError, outcome: str, entry: str, journal_note: str) -> UpstreamError:
     if outcome == "failed":
-        state = "The scenario is unchanged (checked by reading it again); nothing was written."
+        state = (
+            "The scenario is unchanged (checked by reading it again); nothing was written. The preview_token is still "
+            "valid: apply again with it once the Runloop API accepts writes, or run a new dry run."
+        )
+    elif outcome == "unknown_unchanged":
+        state = (
+            "Reading the scenario again shows it unchanged so far, but the update was sent and may still land. Wait a "
+            "moment, then run a new dry run (it shows the scenario as it is then) before writing again. The previous "
+            f"version is in the undo journal as {entry}."
+        )
     else:
         state = (
-            "The scenario could not be confirmed unchanged: read it with get_scenario before trying again. Its "
-            f"previous version is in the undo journal as {entry}."
+            "The scenario could not be confirmed unchanged: read it with get_scenario or run a new dry run before "
+            f"writing again. Its previous version is in the undo journal as {entry}."
         )
-    message = f"{exc} {state}"
+    message = f"{exc} {state}" + (f" {journal_note}" if journal_note else "")
     if isinstance(exc, UpstreamStatusError):
         return UpstreamStatusError(exc.status_code, message, detail=exc.detail)
     if isinstance(exc, WriteOutcomeUnknown):
