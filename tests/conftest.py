@@ -176,3 +176,8 @@ class RealTokens:
 @pytest.fixture(scope="session")
 def real_tokens() -> RealTokens:
     return RealTokens()
+
+
+def small_scenario(scenario: dict[str, Any]) -> bool:
+    """Scenarios whose JSON is under 4000 characters: whole in any result, quick to diff."""
+    return len(json.dumps(scenario)) < 4000

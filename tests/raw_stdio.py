@@ -56,11 +56,26 @@ class RawSession:
         assert self.process.stderr is not None
         self.stderr = self.process.stderr.read()
 
-    def send(self, message: dict[str, Any] | str) -> None:
+    def send(self, message: dict[str, Any] | str | bytes) -> None:
+        """One line to the server: a message, or raw text or bytes (which need not be JSON at all)."""
         assert self.process.stdin is not None
-        line = message if isinstance(message, str) else json.dumps(message)
-        self.process.stdin.write(line.encode() + b"\n")
+        if isinstance(message, dict):
+            message = json.dumps(message)
+        line = message if isinstance(message, bytes) else message.encode()
+        self.process.stdin.write(line + b"\n")
         self.process.stdin.flush()
+
+    def wait_for(self, request_id: Any, timeout: float = EXIT_TIMEOUT) -> dict[str, Any]:
+        """The response with ``request_id`` among everything stdout carried so far (waiting for it if needed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.stdout_lines):
+                parsed = json.loads(line)
+                if isinstance(parsed, dict) and parsed.get("id") == request_id and "method" not in parsed:
+                    return parsed
+            assert self.process.poll() is None, f"server exited: {self.stderr.decode(errors='replace')[-2000:]}"
+            time.sleep(0.02)
+        raise AssertionError(f"no answer to request {request_id!r}")
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send a request and return the response with its id (notifications in between are skipped)."""

@@ -7,48 +7,19 @@ scenarios run at once; every answer is checked against what was asked, and every
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from mcp import Client
 
 from conftest import make_settings
-from runloop_scenarios_mcp.config import Settings
-from runloop_scenarios_mcp.serve import http_app
+from http_serving import serving
 
 pytestmark = pytest.mark.anyio
 
 CONCURRENT = 50
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """The HTTP app under uvicorn on 127.0.0.1:<free port>; yields the /mcp URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(http_app(settings), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

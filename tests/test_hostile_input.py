@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import os
 import reprlib
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,8 @@ from mcp import Client
 from mcp_types import CallToolResult
 
 from campaign import INTERNAL_ERROR, result_text
-from conftest import CANARY_KEY, ROOT, SCHEMAS, Session, make_settings
+from conftest import CANARY_KEY, SCHEMAS, Session, make_settings
+from raw_stdio import RawSession, base_env
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator import Emulator
 
@@ -348,67 +346,8 @@ def _request(rid: Any, method: str, params: Any = None) -> bytes:
     return json.dumps(message).encode()
 
 
-class _StdioServer:
-    def __init__(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOOP_")}
-        env["RUNLOOP_API_KEY"] = CANARY_KEY  # ignored with --emulator, but must never be echoed
-        self.process = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "runloop-scenarios-mcp"), "--emulator", "--journal", os.devnull],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        self.lines: list[bytes] = []
-        self.stderr = b""
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self._errors = threading.Thread(target=self._read_errors, daemon=True)
-        self._errors.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def _read_errors(self) -> None:
-        assert self.process.stderr is not None
-        self.stderr = self.process.stderr.read()
-
-    def send(self, line: bytes) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line + b"\n")
-        self.process.stdin.flush()
-
-    def responses(self) -> dict[Any, dict[str, Any]]:
-        out: dict[Any, dict[str, Any]] = {}
-        for line in list(self.lines):
-            message = json.loads(line)
-            if "id" in message:
-                out[json.dumps(message["id"])] = message
-        return out
-
-    def wait_for(self, rid: Any, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.responses().get(json.dumps(rid))
-            if found is not None:
-                return found
-            assert self.process.poll() is None, f"server exited: {self.stderr.decode(errors='replace')[-2000:]}"
-            time.sleep(0.02)
-        raise AssertionError(f"no answer to request {rid!r}")
-
-    def close(self) -> int:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        code = self.process.wait(timeout=15)
-        self._reader.join(timeout=5)
-        self._errors.join(timeout=5)
-        return code
-
-
-def test_malformed_json_rpc_over_stdio() -> None:
-    server = _StdioServer()
+def test_malformed_json_rpc_over_stdio(tmp_path: Path) -> None:
+    server = RawSession(["--emulator", "--journal", os.devnull], {**base_env(tmp_path), "RUNLOOP_API_KEY": CANARY_KEY})
     try:
         init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "0"}}
         server.send(_request(0, "initialize", init))
@@ -456,7 +395,7 @@ def test_malformed_json_rpc_over_stdio() -> None:
             assert "result" in server.wait_for(rid)
         # Every bad line got a JSON-RPC error reply, but for the two the SDK reads as notifications (which get
         # none): the unknown notification, and the request with an object id (parsed as a notification).
-        rejected = [json.loads(line) for line in server.lines if b'"id":null' in line]
+        rejected = [json.loads(line) for line in server.stdout_lines if b'"id":null' in line]
         assert len(rejected) == len(garbage) - 2, rejected
         assert all(reply["error"]["code"] in (-32700, -32600) for reply in rejected)
         for rid, line in answered.items():
@@ -474,9 +413,9 @@ def test_malformed_json_rpc_over_stdio() -> None:
     finally:
         code = server.close()
     assert code == 0, server.stderr.decode(errors="replace")[-2000:]
-    for line in server.lines:  # stdout carries JSON-RPC messages only
+    for line in server.stdout_lines:  # stdout carries JSON-RPC messages only
         message = json.loads(line)
         assert isinstance(message, dict) and message.get("jsonrpc") == "2.0", line[:200]
-    everything = b"".join(server.lines) + server.stderr
+    everything = b"".join(server.stdout_lines) + server.stderr
     assert CANARY_KEY.encode() not in everything
     assert b"Traceback" not in server.stderr, server.stderr.decode(errors="replace")[-3000:]

@@ -27,6 +27,7 @@ from conftest import (
     error_text,
     make_settings,
     preview_update,
+    small_scenario,
 )
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator import Emulator
@@ -35,10 +36,6 @@ from runloop_scenarios_mcp.journal import Journal
 pytestmark = pytest.mark.anyio
 
 SCRIPT = Path(sys.executable).parent / "runloop-scenarios-mcp"
-
-
-def _small(s: dict[str, Any]) -> bool:
-    return len(json.dumps(s)) < 4000
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -75,7 +72,7 @@ async def test_previous_version_is_fsynced_to_the_journal_before_the_post(
         return emulator.handle(request)
 
     monkeypatch.setattr(os, "fsync", spy_fsync)
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     server = build_server(make_settings(tmp_path), transport=httpx.MockTransport(network))
     changes = {"metadata": {"reviewer": "ann"}}
     async with Client(server) as client:
@@ -94,7 +91,7 @@ async def test_previous_version_is_fsynced_to_the_journal_before_the_post(
 
 async def test_unwritable_journal_blocks_the_write(mcp: Session, tmp_path: Path, emulator: Emulator) -> None:
     (tmp_path / "journal.jsonl").mkdir()  # the journal path is a directory: appending fails
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     preview = await preview_update(mcp, sid, {"name": "never-written"})
     result = await apply_update(mcp, sid, {"name": "never-written"}, preview["preview_token"])
     assert result.is_error
@@ -114,7 +111,7 @@ async def test_journal_failing_after_the_write_does_not_deny_the_write(tmp_path:
             journal_path.mkdir()
         return response
 
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     async with Client(build_server(make_settings(tmp_path), transport=httpx.MockTransport(network))) as client:
         session = Session(client, "modern")
         preview = await preview_update(session, sid, {"name": "written-anyway"})
@@ -166,7 +163,7 @@ UNDO_CASES: list[tuple[str, Any, dict[str, Any]]] = [
 async def test_undo_from_the_journal_restores_the_previous_version(
     mcp: Session, tmp_path: Path, emulator: Emulator, label: str, predicate: Any, changes: dict[str, Any]
 ) -> None:
-    scenario = active_scenario(emulator, lambda s: predicate(s) and _small(s))
+    scenario = active_scenario(emulator, lambda s: predicate(s) and small_scenario(s))
     sid = scenario["id"]
     preview = await preview_update(mcp, sid, changes)
     result = await apply_update(mcp, sid, changes, preview["preview_token"])
@@ -196,7 +193,7 @@ async def test_journal_list_and_undo_errors(mcp: Session, tmp_path: Path, emulat
     journal_path = tmp_path / "journal.jsonl"
     empty = _run("runloop-scenarios-mcp journal list", env_journal=journal_path)
     assert empty.returncode == 0 and empty.stdout == "" and "no entries" in empty.stderr
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     preview = await preview_update(mcp, sid, {"name": "listed", "environment": {"working_directory": "/x"}})
     result = await apply_update(
         mcp, sid, {"name": "listed", "environment": {"working_directory": "/x"}}, preview["preview_token"]
@@ -225,7 +222,7 @@ async def test_journal_list_and_undo_errors(mcp: Session, tmp_path: Path, emulat
 
 async def test_used_token_is_remembered_across_restarts(tmp_path: Path, emulator: Emulator) -> None:
     """A second process with the same secret and journal refuses a token the first one used."""
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     changes = {"metadata": {"reviewer": "restart"}}
     async with Client(build_server(make_settings(tmp_path), transport=emulator.transport())) as client:
         session = Session(client, "modern")

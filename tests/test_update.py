@@ -26,6 +26,7 @@ from conftest import (
     error_text,
     make_settings,
     preview_update,
+    small_scenario,
 )
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
@@ -35,10 +36,6 @@ from runloop_scenarios_mcp.preview import PreviewTokens, plan_update
 pytestmark = pytest.mark.anyio
 
 META = {"metadata": {"reviewer": "ann"}}
-
-
-def _small(s: dict[str, Any]) -> bool:
-    return len(json.dumps(s)) < 4000
 
 
 # --- the tool as listed ------------------------------------------------------------------------
@@ -80,7 +77,7 @@ async def test_dry_run_returns_diff_body_and_token_and_sends_no_post(mcp: Sessio
 
 
 async def test_apply_with_token_posts_exactly_the_previewed_body(mcp: Session, emulator: Emulator) -> None:
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     changes = {"name": "renamed-by-test", "metadata": {"team": None, "reviewer": "ann"}}
     preview = await preview_update(mcp, scenario["id"], changes)
     result = await apply_update(mcp, scenario["id"], changes, preview["preview_token"])
@@ -107,8 +104,8 @@ async def test_apply_with_token_posts_exactly_the_previewed_body(mcp: Session, e
 async def test_each_refusal_is_distinct_actionable_and_writes_nothing(
     mcp: Session, emulator: Emulator, settings: Settings
 ) -> None:
-    scenario = active_scenario(emulator, _small)
-    other = active_scenario(emulator, _small, skip=1)
+    scenario = active_scenario(emulator, small_scenario)
+    other = active_scenario(emulator, small_scenario, skip=1)
     sid = scenario["id"]
     preview = await preview_update(mcp, sid, META)
     token = preview["preview_token"]
@@ -159,7 +156,7 @@ async def test_each_refusal_is_distinct_actionable_and_writes_nothing(
 
 
 async def test_used_token_is_refused_even_after_the_scenario_moved_on(mcp: Session, emulator: Emulator) -> None:
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     preview = await preview_update(mcp, sid, META)
     assert not (await apply_update(mcp, sid, META, preview["preview_token"])).is_error
     edited = emulator.get(sid)
@@ -293,7 +290,7 @@ async def test_body_holds_each_changed_field_complete(mcp: Session, emulator: Em
 async def test_null_clears_with_the_apis_empty_value(
     mcp: Session, emulator: Emulator, field: str, predicate: Any, cleared: Any
 ) -> None:
-    scenario = active_scenario(emulator, lambda s: predicate(s) and _small(s))
+    scenario = active_scenario(emulator, lambda s: predicate(s) and small_scenario(s))
     preview = await preview_update(mcp, scenario["id"], {field: None})
     assert preview["upstream_body"] == {field: cleared}
     result = await apply_update(mcp, scenario["id"], {field: None}, preview["preview_token"])
@@ -304,7 +301,7 @@ async def test_null_clears_with_the_apis_empty_value(
 
 
 async def test_read_only_and_unknown_fields_are_never_sent_and_survive(mcp: Session, emulator: Emulator) -> None:
-    base = active_scenario(emulator, lambda s: isinstance(s.get("environment"), dict) and _small(s))
+    base = active_scenario(emulator, lambda s: isinstance(s.get("environment"), dict) and small_scenario(s))
     scenario = dict(
         base,
         id="scn_unknown_fields_1",
@@ -348,7 +345,7 @@ async def test_a_response_that_differs_from_the_preview_is_reported(tmp_path: Pa
             return httpx.Response(200, json=body)
         return response
 
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     server = build_server(make_settings(tmp_path), transport=httpx.MockTransport(handler))
     async with Client(server) as client:
         session = Session(client, "modern")
@@ -370,7 +367,7 @@ async def test_second_agent_is_refused_as_stale_and_the_first_change_survives(
     tmp_path: Path, emulator: Emulator
 ) -> None:
     """Two agents on two server replicas (shared secret, separate journals) edit the same scenario."""
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     sid = scenario["id"]
     first_server = build_server(make_settings(tmp_path / "a"), transport=emulator.transport())
     second_server = build_server(make_settings(tmp_path / "b"), transport=emulator.transport())
@@ -399,7 +396,7 @@ async def test_second_agent_is_refused_as_stale_and_the_first_change_survives(
 async def test_concurrent_applies_of_one_token_write_once(mcp: Session, emulator: Emulator) -> None:
     import anyio
 
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     preview = await preview_update(mcp, sid, META)
     results: list[bool] = []
 
@@ -458,7 +455,7 @@ class Person:
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 @pytest.mark.parametrize("answer", ["accept", "accept-unchecked", "decline", "cancel", "error", "raise"])
 async def test_person_confirms_each_apply(tmp_path: Path, emulator: Emulator, mode: str, answer: str) -> None:
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     sid = scenario["id"]
     person = Person(answer)
     server = build_server(make_settings(tmp_path), transport=emulator.transport())
@@ -510,7 +507,7 @@ async def test_unanswered_confirmation_times_out_and_writes_nothing(tmp_path: Pa
         await anyio.sleep(5)
         return ElicitResult(action="accept", content={"confirm": True})
 
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     server = build_server(make_settings(tmp_path, confirm_timeout=0.2), transport=emulator.transport())
     async with Client(server, mode="legacy", elicitation_callback=slow_person) as client:
         session = Session(client, "legacy")
@@ -521,7 +518,7 @@ async def test_unanswered_confirmation_times_out_and_writes_nothing(tmp_path: Pa
 
 
 async def test_declined_token_stays_usable_after_the_person_agrees(tmp_path: Path, emulator: Emulator) -> None:
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     person = Person("decline")
     server = build_server(make_settings(tmp_path), transport=emulator.transport())
     async with Client(server, mode="legacy", elicitation_callback=person) as client:
@@ -534,7 +531,7 @@ async def test_declined_token_stays_usable_after_the_person_agrees(tmp_path: Pat
 
 
 async def test_a_bad_token_is_refused_without_asking_the_person(tmp_path: Path, emulator: Emulator) -> None:
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     person = Person("accept")
     server = build_server(make_settings(tmp_path), transport=emulator.transport())
     async with Client(server, elicitation_callback=person) as client:
