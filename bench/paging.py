@@ -167,7 +167,9 @@ async def overhead(client: Client, emulator: Emulator, runs: int) -> None:
 
 async def main(overhead_runs: int) -> None:
     emulator = Emulator(api_key=KEY)
-    settings = Settings(api_key=SecretStr(KEY), base_url="http://runloop.test", secret=SecretStr("b" * 32))
+    settings = Settings(
+        api_key=SecretStr(KEY), base_url="http://runloop.test", secret=SecretStr("b" * 32), log_level="WARNING"
+    )
     started = time.perf_counter()
     async with Client(build_server(settings, transport=emulator.transport())) as client:
         await walks(client, emulator)

@@ -51,6 +51,7 @@ _ACTIONABLE = re.compile(
 )
 _NOT_WRITTEN = "nothing was written"
 _UNCONFIRMED = "could not be confirmed"
+_MAY_LAND = "may still land"
 
 
 def fault_mix(timeout: float) -> list[Fault]:
@@ -316,7 +317,7 @@ class Campaign:
                 self.report.apply_violations.append(f"{sid}: reported applied, but the write did not land")
         else:
             text = result_text(result)
-            if _UNCONFIRMED in text:
+            if _UNCONFIRMED in text or _MAY_LAND in text:
                 self.report.applies["unknown (" + ("landed" if landed else "not landed") + ")"] += 1
             elif landed:
                 self.report.apply_violations.append(f"{sid}: reported an error but the write landed: {text[:200]!r}")

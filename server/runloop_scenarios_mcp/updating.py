@@ -77,7 +77,10 @@ async def prepare_apply(
     used = journal.used_token(claims.nonce)
     if used is not None:
         raise PreviewRefused("used", _USED if used == "applied" else _USED_UNKNOWN)
-    current = await client.get_scenario(scenario_id, on_wait=on_wait)
+    try:
+        current = await client.get_scenario(scenario_id, on_wait=on_wait)
+    except UpstreamError as exc:  # the re-read before the write failed: nothing was sent
+        raise _with_note(exc, _NOT_SENT) from None
     version = fingerprint(current)
     if version != claims.before:
         if version == claims.after:
@@ -196,12 +199,21 @@ def _failure(exc: UpstreamError, outcome: str, entry: str, journal_note: str) ->
             "The scenario could not be confirmed unchanged: read it with get_scenario or run a new dry run before "
             f"writing again. Its previous version is in the undo journal as {entry}."
         )
-    message = f"{exc} {state}" + (f" {journal_note}" if journal_note else "")
+    return _with_note(exc, state + (f" {journal_note}" if journal_note else ""))
+
+
+_NOT_SENT = (
+    "The scenario could not be read again just before the write, so nothing was written. The preview_token is still "
+    "valid: apply again with it once the Runloop API answers."
+)
+
+
+def _with_note(exc: UpstreamError, note: str) -> UpstreamError:
+    """The same kind of upstream error, its message followed by what happened to the scenario."""
+    message = f"{exc} {note}"
     if isinstance(exc, UpstreamStatusError):
         return UpstreamStatusError(exc.status_code, message, detail=exc.detail)
-    if isinstance(exc, WriteOutcomeUnknown):
-        return WriteOutcomeUnknown(message)
-    return UpstreamError(message)
+    return type(exc)(message)
 
 
 def _mismatches(plan: Plan, returned: dict[str, Any]) -> list[DiffEntry]:
