@@ -20,15 +20,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from runloop_scenarios_mcp.emulator import (
-    SCENARIO_COUNT_DEFAULT,
-    Emulator,
-    Fault,
-    FaultPlan,
-    LoopbackEmulator,
-    generate_dataset,
-)
+from runloop_scenarios_mcp.emulator import SCENARIO_COUNT_DEFAULT, Emulator, generate_dataset
 from runloop_scenarios_mcp.emulator_data import HOSTILE_MARKER, SCORER_TYPES, VALIDATION_TYPES, generate
+from runloop_scenarios_mcp.emulator_http import Fault, FaultPlan, LoopbackEmulator
 
 AUTH = {"Authorization": "Bearer test-key"}
 ALL_FAULT_METHODS = frozenset({"GET", "POST"})
@@ -767,7 +761,7 @@ def test_loopback_lifecycle() -> None:
 
 
 def test_serve_logs_to_stderr_and_stops_on_sigterm() -> None:
-    code = "from runloop_scenarios_mcp.emulator import serve; serve(port=0, count=30, api_key='k1')"
+    code = "from runloop_scenarios_mcp.emulator_http import serve; serve(port=0, count=30, api_key='k1')"
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,

@@ -21,7 +21,7 @@ from mcp.client.stdio import stdio_client
 
 from conftest import CANARY_KEY, make_settings
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.emulator import Fault, LoopbackEmulator
+from runloop_scenarios_mcp.emulator_http import Fault, LoopbackEmulator
 
 pytestmark = pytest.mark.anyio
 

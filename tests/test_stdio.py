@@ -165,7 +165,6 @@ def test_help(tmp_path: Path) -> None:
         ([], {"RUNLOOP_BASE_URL": "ftp://x"}, "RUNLOOP_BASE_URL"),
         ([], {"RUNLOOP_BASE_URL": "api.runloop.ai"}, "RUNLOOP_BASE_URL"),
         ([], {"RUNLOOP_MCP_READ_ONLY": "maybe"}, "RUNLOOP_MCP_READ_ONLY"),
-        ([], {"RUNLOOP_API_KEY": " "}, "RUNLOOP_API_KEY"),
         ([], {"RUNLOOP_MCP_SECRET": "short"}, "RUNLOOP_MCP_SECRET"),
         ([], {"RUNLOOP_MCP_LOG_LEVEL": "chatty"}, "log level"),
         (["--transport", "http", "--host", "0.0.0.0"], {}, "RUNLOOP_MCP_HTTP_TOKEN"),
@@ -190,9 +189,22 @@ def test_a_lower_cap_lowers_the_default_budget() -> None:
     assert (settings.default_max_tokens, settings.max_tokens_cap) == (4000, 20000)
 
 
+def test_a_blank_key_counts_as_no_key_and_the_emulator_keeps_its_own_journal() -> None:
+    parser = build_parser()
+    for blank in ("", "  "):  # what a host passes for an unset ${env:RUNLOOP_API_KEY} or a dismissed prompt
+        assert settings_from(parser.parse_args([]), {"RUNLOOP_API_KEY": blank}).api_key is None
+    env = {"XDG_STATE_HOME": "/state"}
+    real = settings_from(parser.parse_args([]), env).journal_path
+    practice = settings_from(parser.parse_args(["--emulator"]), env).journal_path
+    assert real == Path("/state/runloop-scenarios-mcp/journal.jsonl")
+    assert practice.parent == real.parent and practice != real
+
+
 @pytest.mark.anyio
-async def test_without_a_key_every_tool_explains_how_to_configure(tmp_path: Path) -> None:
-    params = StdioServerParameters(command=str(SCRIPT), args=[], env=base_env(tmp_path))
+@pytest.mark.parametrize("key", [None, ""])
+async def test_without_a_key_every_tool_explains_how_to_configure(tmp_path: Path, key: str | None) -> None:
+    env = base_env(tmp_path) if key is None else base_env(tmp_path, RUNLOOP_API_KEY=key)
+    params = StdioServerParameters(command=str(SCRIPT), args=[], env=env)
     calls: dict[str, dict[str, Any]] = {
         "list_scenarios": {},
         "get_scenario": {"scenario_id": "scn_x"},

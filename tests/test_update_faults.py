@@ -18,7 +18,8 @@ from mcp import Client
 
 from conftest import Session, active_scenario, apply_update, error_text, make_settings, preview_update
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.emulator import Emulator, Fault, LoopbackEmulator
+from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator_http import Fault, LoopbackEmulator
 
 pytestmark = pytest.mark.anyio
 
@@ -181,6 +182,7 @@ async def test_write_applied_despite_an_error_status_is_reported_as_applied(tmp_
     applied = result.structured_content
     assert applied is not None and applied["applied"] is True and applied["verified"] is True
     assert "502" in applied["hint"] and "reading the scenario again shows the change" in applied["hint"]
+    assert "Bad Gateway" not in applied["hint"]  # upstream text is data: never spliced into a hint
     assert _outcomes(tmp_path / "journal.jsonl") == ["prepared", "applied"]
     stored = emulator.get(sid)
     assert stored is not None and stored["name"] == "fault-test-name"

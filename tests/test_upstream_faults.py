@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from conftest import CANARY_KEY
-from runloop_scenarios_mcp.emulator import Emulator, Fault, LoopbackEmulator
+from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator_http import Fault, LoopbackEmulator
 from runloop_scenarios_mcp.errors import (
     InvalidArgument,
     MalformedResponse,

@@ -76,13 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"page budget when a call gives none (default {DEFAULT_MAX_TOKENS}, or the cap if lower)",
     )
     parser.add_argument(
-        "--max-tokens-cap", type=int, default=DEFAULT_MAX_TOKENS_CAP, help="the largest budget a call may ask"
+        "--max-tokens-cap",
+        type=int,
+        default=DEFAULT_MAX_TOKENS_CAP,
+        help=f"the largest budget a call may ask (default {DEFAULT_MAX_TOKENS_CAP})",
     )
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="upstream request timeout in seconds (default 30)"
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="upstream request timeout in seconds (default 30; 5 s to connect)",
     )
     parser.add_argument("--max-retries", type=int, default=5, help="upstream retries of a read (default 5)")
-    parser.add_argument("--journal", type=Path, default=None, help="undo journal path (default: XDG state dir)")
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        help="undo journal path (default ${XDG_STATE_HOME:-~/.local/state}/runloop-scenarios-mcp/journal.jsonl; "
+        "emulator-journal.jsonl there with --emulator)",
+    )
     parser.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -93,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands = parser.add_subparsers(dest="command", metavar="{emulator,demo,schemas,journal}")
     emulator = commands.add_parser("emulator", help="serve the sample Runloop scenarios API on loopback HTTP")
-    emulator.add_argument("--host", dest="emulator_host", default="127.0.0.1")
-    emulator.add_argument("--port", dest="emulator_port", type=int, default=8765)
-    emulator.add_argument("--seed", type=int, default=0)
+    emulator.add_argument("--host", dest="emulator_host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    emulator.add_argument("--port", dest="emulator_port", type=int, default=8765, help="port (default 8765)")
+    emulator.add_argument("--seed", type=int, default=0, help="seed of the generated data set (default 0)")
     emulator.add_argument("--api-key", default=None, help="require exactly this bearer token (default: any)")
     commands.add_parser("demo", help="run a scripted MCP session against the emulator and show what an agent sees")
     schemas = commands.add_parser("schemas", help="write or check the JSON Schemas in schemas/")
@@ -115,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     """Settings from parsed flags and the environment (flags win). Raises ConfigurationError."""
-    api_key = env.get("RUNLOOP_API_KEY")
+    # A blank key is what hosts pass for an unset ${env:...} or a dismissed prompt: treat it as no key, so the
+    # server starts and every tool says how to set one (instead of the host showing only "connection closed").
+    api_key = env.get("RUNLOOP_API_KEY") or None
+    if api_key is not None and not api_key.strip():
+        api_key = None
     http_token = env.get("RUNLOOP_MCP_HTTP_TOKEN")
     secret = env.get("RUNLOOP_MCP_SECRET")
     journal = args.journal or (Path(env["RUNLOOP_MCP_JOURNAL"]) if env.get("RUNLOOP_MCP_JOURNAL") else None)
@@ -140,7 +156,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         timeout=args.timeout,
         max_retries=args.max_retries,
         log_level=args.log_level or (env.get("RUNLOOP_MCP_LOG_LEVEL") or "INFO").upper(),  # type: ignore[arg-type]
-        journal_path=journal or default_journal_path(env),
+        journal_path=journal or default_journal_path(env, emulator=args.emulator),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -156,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .journal import journal_command
 
         env_path = os.environ.get("RUNLOOP_MCP_JOURNAL")
-        path = args.journal_file or args.journal or (Path(env_path) if env_path else default_journal_path(os.environ))
+        default = default_journal_path(os.environ, emulator=args.emulator)
+        path = args.journal_file or args.journal or (Path(env_path) if env_path else default)
         sys.exit(journal_command(args.journal_action, getattr(args, "entry", None), path, sys.stdout, sys.stderr))
     if args.command == "demo":
         from .demo import run_demo
@@ -168,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.exit(2, f"{PROG}: error: {exc}\n")
     configure_logging(settings.log_level, secrets=settings.secret_values)
     if args.command == "emulator":
-        from .emulator import serve
+        from .emulator_http import serve
 
         serve(host=args.emulator_host, port=args.emulator_port, seed=args.seed, api_key=args.api_key)
         return

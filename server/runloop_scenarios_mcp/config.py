@@ -40,10 +40,14 @@ Transport = Literal["stdio", "http"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-def default_journal_path(env: Mapping[str, str]) -> Path:
-    """Where the undo journal lives when not configured: the user's XDG state directory."""
+def default_journal_path(env: Mapping[str, str], *, emulator: bool = False) -> Path:
+    """Where the undo journal lives when not configured: the user's XDG state directory.
+
+    The emulator's practice writes go to a journal of their own, so they never mix with real ones.
+    """
     state_home = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "runloop-scenarios-mcp" / "journal.jsonl"
+    name = "emulator-journal.jsonl" if emulator else "journal.jsonl"
+    return Path(state_home) / "runloop-scenarios-mcp" / name
 
 
 @dataclass(frozen=True)

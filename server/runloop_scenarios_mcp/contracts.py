@@ -157,7 +157,9 @@ class UpdateScenarioInput(ToolInput):
     changes: dict[str, Any] = Field(
         description=(
             "Partial scenario in get_scenario's shape, merged as JSON Merge Patch (RFC 7396): objects merge "
-            "(metadata keys you omit are kept), arrays and strings replace, null clears. id and status are read-only."
+            "(metadata keys you omit are kept), arrays and scalars replace, null removes a key or clears metadata, "
+            "lists and reference_output (name, validation_type, environment and scorer_timeout_sec cannot be "
+            "cleared). id and status are read-only."
         ),
         examples=[{"metadata": {"owner": "team-a"}}, {"name": "fix-retry-bug", "validation_type": "FORWARD"}],
     )

@@ -41,7 +41,7 @@ class Signer:
         self.prefix = f"{kind[:2]}1_"
 
     def seal(self, payload: dict[str, Any]) -> str:
-        body = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+        body = canonical(payload).encode()
         mac = hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_BYTES]
         return f"{self.prefix}{_b64(body)}.{_b64(mac)}"
 
@@ -84,8 +84,9 @@ _CURSOR_MAC_BYTES = 12
 guesser, and 16 characters instead of 27, since every page pays for its cursor in tokens."""
 
 
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+def canonical(value: Any) -> str:
+    """One spelling per JSON value (keys sorted, no spaces): what signatures and fingerprints are taken over."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 _FILTER_ORDER = ("name", "benchmark_id", "validation_type", "search")
@@ -132,7 +133,7 @@ class CursorCodec:
         self._key = hmac.new(secret.encode(), b"runloop-scenarios-mcp/cursor/v2", hashlib.sha256).digest()
 
     def _mac(self, after: str, query: dict[str, Any]) -> bytes:
-        body = _CURSOR_PREFIX.encode() + b"\0" + after.encode() + b"\0" + _canonical(query)
+        body = _CURSOR_PREFIX.encode() + b"\0" + after.encode() + b"\0" + canonical(query).encode()
         return hmac.new(self._key, body, hashlib.sha256).digest()[:_CURSOR_MAC_BYTES]
 
     def encode(self, state: CursorState) -> str:

@@ -105,7 +105,7 @@ async def _session(journal: str) -> None:
             )
         )
         _say(f"5. apply with the token: applied={applied['applied']}, verified={applied['verified']}")
-        _say(f"   journal entry (for undo): {applied['journal_entry']}")
+        _say(f"   undo journal entry: {applied['journal_entry']} (in a temporary journal, deleted after the demo)")
         replay = await client.call_tool(
             "update_scenario",
             {"scenario_id": target, "changes": changes, "dry_run": False, "preview_token": preview["preview_token"]},

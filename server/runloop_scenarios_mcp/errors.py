@@ -24,6 +24,7 @@ and never a traceback.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Literal
 
@@ -132,7 +133,12 @@ def status_message(status_code: int, detail: str | None) -> str:
         base = f"The Runloop API failed with a server error ({status_code}) after retries. Try again later"
     else:
         base = f"The Runloop API answered with HTTP {status_code}"
-    return f"{base}. Upstream said: {detail}" if detail else f"{base}."
+    # The API's own words are data: quoted as a JSON string, so they never read as part of our advice.
+    return (
+        f"{base}. The API's error text (quoted data): {json.dumps(detail, ensure_ascii=False)}"
+        if detail
+        else f"{base}."
+    )
 
 
 def to_tool_message(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:

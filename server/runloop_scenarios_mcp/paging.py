@@ -384,13 +384,14 @@ def _clip_alone(
     def overhead(made: list[Clip]) -> int:
         if not made:
             return 0
-        return count_json(page([{}], [scenario_id], [_note(scenario_id, clip) for clip in made], True)) - base + 1
+        return count_json(page([{}], [scenario_id], [clip_note(scenario_id, clip) for clip in made], True)) - base + 1
 
     clipped, made = clip_to_fit(item, room, overhead=overhead)[:2]
-    return clipped, [_note(scenario_id, clip) for clip in made]
+    return clipped, [clip_note(scenario_id, clip) for clip in made]
 
 
-def _note(scenario_id: str, clip: Clip) -> ClippedField:
+def clip_note(scenario_id: str, clip: Clip) -> ClippedField:
+    """The ``clipped`` entry that tells an agent where a string was shortened and how long it really is."""
     return ClippedField(
         id=scenario_id, path=clip.path, original_length=clip.original_length, returned_length=clip.returned_length
     )

@@ -9,7 +9,6 @@ tokens bind a plan to the scenario id, the canonical changes and the scenario's 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import secrets
@@ -22,7 +21,7 @@ from pydantic import ValidationError
 
 from .budget import is_clipped_text
 from .contracts import DiffEntry
-from .cursor import Signer
+from .cursor import Signer, canonical
 from .errors import InvalidChanges, PreviewRefused
 from .models import (
     READ_ONLY_FIELDS,
@@ -55,10 +54,6 @@ SCORER_REQUIRED: dict[str, tuple[str, ...]] = {
     "custom_scorer": ("custom_scorer_type",),
     "python_script_scorer": ("python_script",),
 }
-
-
-def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def digest(value: Any) -> str:

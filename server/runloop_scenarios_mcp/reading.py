@@ -7,6 +7,7 @@ from typing import Any
 from .budget import Clip, budget_for, clip_to_fit, count_json, lookup_path, usable
 from .contracts import ClippedField, GetScenarioResult, StringSlice
 from .errors import InvalidArgument
+from .paging import clip_note
 from .runloop import OnWait, RunloopClient
 
 _HINT_FULL = "This is the whole scenario. To change it, call update_scenario with dry_run=true first."
@@ -53,10 +54,7 @@ async def get_page(
     sid = str(scenario.get("id", scenario_id))
 
     def notes(made: list[Clip]) -> list[ClippedField]:
-        return [
-            ClippedField(id=sid, path=c.path, original_length=c.original_length, returned_length=c.returned_length)
-            for c in made
-        ]
+        return [clip_note(sid, clip) for clip in made]
 
     def overhead(made: list[Clip]) -> int:
         clips = notes(made)

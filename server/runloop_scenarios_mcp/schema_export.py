@@ -41,8 +41,11 @@ def check_or_write(directory: Path, *, write: bool) -> int:
             (directory / name).write_text(text, encoding="utf-8")
         sys.stderr.write(f"wrote {len(expected)} schemas to {directory}/\n")
         return 0
+    if not directory.is_dir():
+        sys.stderr.write(f"no {directory}/ directory here: run from the repository root, or pass --dir\n")
+        return 2
     problems: list[str] = []
-    present = {p.name for p in directory.glob("*.json")} if directory.is_dir() else set()
+    present = {p.name for p in directory.glob("*.json")}
     for name in sorted(present - set(expected)):
         problems.append(f"{directory}/{name}: no tool or model generates it any more")
     for name, text in expected.items():

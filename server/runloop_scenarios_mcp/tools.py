@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, ValidationError, WithJsonSchema
+from pydantic import ValidationError, WithJsonSchema
 
 from .budget import to_json
 from .contracts import (
@@ -45,12 +45,9 @@ def _describe_validation_error(tool: str, exc: ValidationError) -> str:
     problems: list[str] = []
     for error in exc.errors()[:5]:
         where = ".".join(str(part) for part in error["loc"]) or "arguments"
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown argument"
-        got = error.get("input")
-        shown = "" if error["type"] in ("missing", "extra_forbidden") else f" (got {_short(got)})"
-        problems.append(f"{where}: {message}{shown}")
+        # (Unknown and missing top-level arguments are refused earlier, in ScenariosServer.call_tool.)
+        shown = "" if error["type"] in ("missing", "extra_forbidden") else f" (got {_short(error.get('input'))})"
+        problems.append(f"{where}: {error['msg']}{shown}")
     return f"Invalid arguments for {tool}: " + "; ".join(problems) + ". See the tool's input schema for what to send."
 
 
@@ -230,4 +227,4 @@ def register_read_tools(server: MCPServer[AppState]) -> None:
     )
 
 
-__all__ = ["BaseModel", "register", "register_read_tools"]
+__all__ = ["error_result", "max_tokens_of", "register", "register_read_tools"]

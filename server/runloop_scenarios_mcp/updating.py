@@ -120,8 +120,10 @@ async def execute_apply(
             unchanged = outcome == "unknown" and state is not None and fingerprint(state) == fingerprint(plan.before)
             raise _failure(exc, "unknown_unchanged" if unchanged else outcome, entry, journal_note) from None
         returned = state
+        # Name the error by status or kind only: upstream text is data and never goes into a hint.
+        what = f"HTTP {exc.status_code}" if isinstance(exc, UpstreamStatusError) else type(exc).__name__
         notes.append(
-            f"The API answered with an error ({exc}), but reading the scenario again shows the change applied."
+            f"The API answered with an error ({what}), but reading the scenario again shows the change applied."
         )
         notes += [journal_note] if journal_note else []
     else:
@@ -130,8 +132,8 @@ async def execute_apply(
     mismatches = _mismatches(plan, returned)
     shown, _, _ = clip_to_fit(returned, max(500, max_tokens // 2))
     hint = (
-        f"Applied. The previous version is in the undo journal as {entry}; to undo, run "
-        f"`{journal.undo_command(entry)}` and preview the changes it prints."
+        f"Applied. To undo, preview and apply the diff's before values; the previous version is also in the undo "
+        f"journal as {entry} (`{journal.undo_command(entry)}` prints the changes that restore it)."
     )
     if mismatches:
         hint = "Applied, but the API returned values that differ from the preview (see mismatches). " + hint

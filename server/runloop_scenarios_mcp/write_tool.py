@@ -90,6 +90,9 @@ async def ask_person(
         )
     except (ValidationError, RunloopMcpError):
         return NOT_ASKED  # the tool body reports the problem; never ask about a write that cannot happen
+    except Exception as exc:  # anything unexpected before asking: refuse the write (fail closed)
+        logger.error("confirmation_prepare_failed error=%s", type(exc).__name__)
+        return "error"
     message = confirmation_message(args.scenario_id, prepared.plan.diff)
     if ctx.protocol_version is not None and is_version_at_least(ctx.protocol_version, "2026-07-28"):
         return Elicit(message, Confirmation)  # carried by an InputRequiredResult round trip
@@ -154,7 +157,7 @@ UPDATE_DESCRIPTION = """Change a Runloop scenario, always as a dry run first: dr
 The dry run returns the field-by-field diff, warnings, the exact body that would be sent, and a preview_token.
 To write, call again with the same scenario_id and changes, dry_run=false and that preview_token. changes is
 a partial scenario in get_scenario's shape, merged as JSON Merge Patch (metadata keys you omit are kept).
-The result names an undo-journal entry holding the previous version."""
+To undo an applied change, preview and apply the diff's before values the same way."""
 
 
 def register_write_tools(server: MCPServer[AppState]) -> None:
