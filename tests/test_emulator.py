@@ -567,6 +567,17 @@ def test_request_log_never_holds_the_key() -> None:
     assert canary[3:20] not in repr(emu.requests)
 
 
+def test_request_log_keeps_only_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runloop_scenarios_mcp import emulator as emulator_module
+
+    monkeypatch.setattr(emulator_module, "REQUEST_LOG_LIMIT", 5)
+    emu = Emulator(count=10, api_key="k")
+    with httpx.Client(transport=emu.transport(), base_url="http://e", headers={"Authorization": "Bearer k"}) as c:
+        for limit in range(1, 9):
+            c.get("/v1/scenarios", params={"limit": limit})
+    assert [r.query["limit"] for r in emu.requests] == ["4", "5", "6", "7", "8"]
+
+
 # --- loopback and faults ---------------------------------------------------------------------
 
 

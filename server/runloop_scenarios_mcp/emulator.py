@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 LIST_PATH = "/v1/scenarios"
+REQUEST_LOG_LIMIT = 10_000
+"""Requests the emulator remembers (``requests``), newest last; older ones are forgotten."""
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 5000
 UNAUTHORIZED_MESSAGE = "Unauthorized: missing or invalid API key"
@@ -275,6 +277,8 @@ class Emulator:
         )
         with self._lock:
             self.requests.append(entry)
+            if len(self.requests) > REQUEST_LOG_LIMIT:  # a long-running --emulator must not grow without bound
+                del self.requests[: len(self.requests) - REQUEST_LOG_LIMIT]
 
     def _route(self, request: httpx.Request, *, apply: bool) -> httpx.Response:
         if not self.authorized(request):
