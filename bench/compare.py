@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp_types import TextContent
 
 from runloop_scenarios_mcp.app import build_server
@@ -34,6 +33,7 @@ from runloop_scenarios_mcp.emulator import Emulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive_server import build_naive_server
+from startup import server_command, time_to_tools
 
 ENCODING = load_encoding("o200k_base")
 BUDGETS = (4000, 20000)
@@ -94,17 +94,6 @@ def pct(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-async def cold_start(command: str, args: list[str]) -> float:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOOP_")}
-    params = StdioServerParameters(command=command, args=args, env=env)
-    start = time.perf_counter()
-    async with Client(params, mode="legacy") as client:
-        listed = await client.list_tools()
-        elapsed = time.perf_counter() - start
-    assert listed.tools
-    return elapsed
-
-
 async def measure(workdir: Path) -> tuple[list[Page], list[Page], list[str]]:
     ours_server = build_server(Settings(emulator=True, journal_path=workdir / "journal.jsonl", log_level="WARNING"))
     naive_server = build_naive_server(Emulator().transport())
@@ -158,13 +147,13 @@ def main() -> None:
         f"p95 {pct(naive_lat, 0.95) * 1000:.1f} ms | "
         f"p50 ratio ours/naive {pct(ours_lat, 0.5) / pct(naive_lat, 0.5):.1f}x"
     )
-    ours_cmd = (str(Path(sys.executable).parent / "runloop-scenarios-mcp"), ["--emulator", "--log-level", "WARNING"])
+    ours_cmd = server_command()
     naive_cmd = (sys.executable, [str(Path(__file__).resolve().parent / "naive_server.py")])
     ours_cold: list[float] = []
     naive_cold: list[float] = []
     for _ in range(runs):  # interleaved so machine load hits both alike
-        ours_cold.append(anyio.run(cold_start, *ours_cmd))
-        naive_cold.append(anyio.run(cold_start, *naive_cmd))
+        ours_cold.append(anyio.run(time_to_tools, *ours_cmd))
+        naive_cold.append(anyio.run(time_to_tools, *naive_cmd))
     o, n = statistics.median(ours_cold), statistics.median(naive_cold)
     print(
         f"cold start to first tools/list, median of {runs}: ours {o * 1000:.0f} ms, naive {n * 1000:.0f} ms, "

@@ -30,14 +30,14 @@ server.run()
 """
 
 
-def _server_command() -> tuple[str, list[str]]:
+def server_command() -> tuple[str, list[str]]:
     script = shutil.which("runloop-scenarios-mcp", path=os.path.dirname(sys.executable))
     if script:
         return script, ["--emulator", "--log-level", "WARNING"]
     return sys.executable, ["-m", "runloop_scenarios_mcp", "--emulator", "--log-level", "WARNING"]
 
 
-async def _time_to_tools(command: str, args: list[str]) -> float:
+async def time_to_tools(command: str, args: list[str]) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOOP_")}
     params = StdioServerParameters(command=command, args=args, env=env)
     start = time.perf_counter()
@@ -58,13 +58,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
     runs = parser.parse_args().runs
-    ours_cmd = _server_command()
+    ours_cmd = server_command()
     base_cmd = (sys.executable, ["-c", BASELINE])
     ours: list[float] = []
     base: list[float] = []
     for _ in range(runs):  # interleaved, so drift in machine load hits both alike
-        ours.append(anyio.run(_time_to_tools, *ours_cmd))
-        base.append(anyio.run(_time_to_tools, *base_cmd))
+        ours.append(anyio.run(time_to_tools, *ours_cmd))
+        base.append(anyio.run(time_to_tools, *base_cmd))
     imports = [_import_time() for _ in range(runs)]
     ours_med, base_med = statistics.median(ours), statistics.median(base)
     print(f"cold start to first tools/list, median of {runs}:")
