@@ -16,7 +16,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from conftest import Session, active_scenario, apply_update, error_text, make_settings, preview_update
+from conftest import Session, active_scenario, apply_update, error_text, make_settings, preview_update, small_scenario
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator import Emulator
 from runloop_scenarios_mcp.emulator_http import Fault, LoopbackEmulator
@@ -45,10 +45,6 @@ async def wire(request: pytest.FixtureRequest, loopback: LoopbackEmulator, tmp_p
         yield Session(client, request.param)
 
 
-def _small(s: dict[str, Any]) -> bool:
-    return len(json.dumps(s)) < 4000
-
-
 STATUS_CASES = [
     (409, "conflict (409)"),
     (422, "invalid (422)"),
@@ -64,7 +60,7 @@ async def test_status_error_on_apply_reports_unchanged_and_journals_failure(
     wire: Session, loopback: LoopbackEmulator, tmp_path: Path, status: int, fragment: str
 ) -> None:
     emulator = loopback.emulator
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     sid = scenario["id"]
     preview = await preview_update(wire, sid, CHANGES)
     # 429 is retried once (max_retries=1) with the Retry-After given; the others are not retried
@@ -91,7 +87,7 @@ async def test_status_error_on_apply_reports_unchanged_and_journals_failure(
 
 async def test_429_then_success_applies_once(wire: Session, loopback: LoopbackEmulator, tmp_path: Path) -> None:
     emulator = loopback.emulator
-    sid = active_scenario(emulator, _small)["id"]
+    sid = active_scenario(emulator, small_scenario)["id"]
     preview = await preview_update(wire, sid, CHANGES)
     loopback.faults.queue(Fault("status", status=429, retry_after="0.01", methods=POST))
     result = await apply_update(wire, sid, CHANGES, preview["preview_token"])
@@ -106,7 +102,7 @@ async def test_broken_connection_during_apply_is_reported_as_unknown(
     wire: Session, loopback: LoopbackEmulator, tmp_path: Path, kind: str
 ) -> None:
     emulator = loopback.emulator
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     sid = scenario["id"]
     preview = await preview_update(wire, sid, CHANGES)
     loopback.faults.queue(Fault(kind, methods=POST))  # type: ignore[arg-type]
@@ -131,7 +127,7 @@ async def test_write_that_lands_after_a_timeout_is_never_reported_as_not_written
 ) -> None:
     """The POST times out while the API is still working on it; the write lands after our re-read."""
     emulator = loopback.emulator
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     sid = scenario["id"]
     settings = make_settings(tmp_path, base_url=loopback.base_url, max_retries=0, timeout=0.3)
     async with Client(build_server(settings), mode="legacy") as client:
@@ -170,7 +166,7 @@ class ScriptedNetwork:
 
 
 async def test_write_applied_despite_an_error_status_is_reported_as_applied(tmp_path: Path, emulator: Emulator) -> None:
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     sid = scenario["id"]
     network = ScriptedNetwork(emulator, apply_then=502)
     settings = make_settings(tmp_path, max_retries=0)
@@ -189,7 +185,7 @@ async def test_write_applied_despite_an_error_status_is_reported_as_applied(tmp_
 
 
 async def test_reread_failure_after_a_failed_write_is_unknown_not_unchanged(tmp_path: Path, emulator: Emulator) -> None:
-    scenario = active_scenario(emulator, _small)
+    scenario = active_scenario(emulator, small_scenario)
     sid = scenario["id"]
     network = ScriptedNetwork(emulator, fail_get_after_post=503)
     settings = make_settings(tmp_path, max_retries=0)
