@@ -27,9 +27,9 @@ from mcp import Client
 from mcp_types import TextContent
 
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.budget import load_encoding
 from runloop_scenarios_mcp.config import Settings
-from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services.budget import load_encoding
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive_server import build_naive_server

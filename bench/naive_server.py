@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 from mcp.server.mcpserver import MCPServer
 
-from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
 
 
 def build_naive_server(transport: httpx.AsyncBaseTransport | None = None) -> MCPServer:

@@ -25,8 +25,8 @@ from pydantic import SecretStr
 
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.paging import summarize
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services.listing import summarize
 
 BUDGETS = (500, 1000, 2000, 4000, 8000, 20000)
 KEY = "bench-key-0123456789"

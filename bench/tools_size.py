@@ -17,8 +17,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.budget import ENCODING_NAMES, load_encoding
 from runloop_scenarios_mcp.config import Settings
+from runloop_scenarios_mcp.services.budget import ENCODING_NAMES, load_encoding
 
 
 def _tokens(value: Any, encoding: str) -> int:

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from runloop_scenarios_mcp.app import build_server  # noqa: E402
 from runloop_scenarios_mcp.config import Settings  # noqa: E402
-from runloop_scenarios_mcp.emulator import Emulator  # noqa: E402
-from runloop_scenarios_mcp.emulator_http import LoopbackEmulator  # noqa: E402
+from runloop_scenarios_mcp.emulator.handler import Emulator  # noqa: E402
+from runloop_scenarios_mcp.emulator.loopback import LoopbackEmulator  # noqa: E402
 
 KEY = "bench-key-0123456789"
 

@@ -40,8 +40,8 @@ from pydantic import SecretStr
 
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.emulator_http import Fault, FaultPlan, LoopbackEmulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.emulator.loopback import Fault, FaultPlan, LoopbackEmulator
 
 CAMPAIGN_CANARY = "rl_canary_campaign_93b1f0d2c7e84a56"
 SIGNING_SECRET = "campaign-signing-secret-0123456789"

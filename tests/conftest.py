@@ -23,8 +23,8 @@ from pydantic import SecretStr
 
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.emulator_http import LoopbackEmulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.emulator.loopback import LoopbackEmulator
 
 CANARY_KEY = "rl_canary_key_7f3e9b1c5d2a4e68"
 TEST_SECRET = "test-secret-for-signing-0123456789"

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from conftest import RealTokens
-from runloop_scenarios_mcp.budget import (
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services.budget import (
     Clip,
     budget_for,
     clip_to_fit,
@@ -19,7 +20,6 @@ from runloop_scenarios_mcp.budget import (
     to_json,
     usable,
 )
-from runloop_scenarios_mcp.emulator import Emulator
 
 SAMPLES: list[Any] = [
     "hello world",

@@ -22,7 +22,7 @@ from mcp_types import TextContent
 from conftest import CANARY_KEY, RealTokens, Session, error_text, make_settings
 from fake_runloop import UPDATE_FIELDS, FakeRunloop, NestedUpdate, TotalCount, UnknownCursor
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.budget import lookup_path
+from runloop_scenarios_mcp.services.budget import lookup_path
 
 pytestmark = pytest.mark.anyio
 

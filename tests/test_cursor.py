@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from conftest import Session, error_text, make_settings
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.cursor import CursorCodec, CursorState
-from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.errors import InvalidCursor
+from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
 
 pytestmark = pytest.mark.anyio
 

@@ -20,9 +20,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from runloop_scenarios_mcp.emulator import SCENARIO_COUNT_DEFAULT, Emulator, generate_dataset
-from runloop_scenarios_mcp.emulator_data import HOSTILE_MARKER, SCORER_TYPES, VALIDATION_TYPES, generate
-from runloop_scenarios_mcp.emulator_http import Fault, FaultPlan, LoopbackEmulator
+from runloop_scenarios_mcp.emulator.data import HOSTILE_MARKER, SCORER_TYPES, VALIDATION_TYPES, generate
+from runloop_scenarios_mcp.emulator.handler import SCENARIO_COUNT_DEFAULT, Emulator, generate_dataset
+from runloop_scenarios_mcp.emulator.loopback import Fault, FaultPlan, LoopbackEmulator
 
 AUTH = {"Authorization": "Bearer test-key"}
 ALL_FAULT_METHODS = frozenset({"GET", "POST"})
@@ -568,7 +568,7 @@ def test_request_log_never_holds_the_key() -> None:
 
 
 def test_request_log_keeps_only_the_newest(monkeypatch: pytest.MonkeyPatch) -> None:
-    from runloop_scenarios_mcp import emulator as emulator_module
+    from runloop_scenarios_mcp.emulator import handler as emulator_module
 
     monkeypatch.setattr(emulator_module, "REQUEST_LOG_LIMIT", 5)
     emu = Emulator(count=10, api_key="k")
@@ -772,7 +772,7 @@ def test_loopback_lifecycle() -> None:
 
 
 def test_serve_logs_to_stderr_and_stops_on_sigterm() -> None:
-    code = "from runloop_scenarios_mcp.emulator_http import serve; serve(port=0, count=30, api_key='k1')"
+    code = "from runloop_scenarios_mcp.emulator.loopback import serve; serve(port=0, count=30, api_key='k1')"
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,

@@ -9,8 +9,8 @@ import pytest
 from mcp_types import TextContent
 
 from conftest import RealTokens, Session, error_text
-from runloop_scenarios_mcp.budget import lookup_path
-from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services.budget import lookup_path
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import Session
-from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,7 @@ from campaign import INTERNAL_ERROR, result_text
 from conftest import CANARY_KEY, SCHEMAS, Session, make_settings
 from raw_stdio import RawSession, base_env
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
 
 TOOLS = ("list_scenarios", "get_scenario", "update_scenario")
 HUGE = "x" * 1_000_000

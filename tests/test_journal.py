@@ -30,8 +30,8 @@ from conftest import (
     small_scenario,
 )
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.journal import Journal
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services.journal import Journal
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,8 @@ import pytest
 from mcp_types import TextContent
 
 from conftest import RealTokens, Session, error_text
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.paging import MAX_UPSTREAM_PAGE, MAX_UPSTREAM_REQUESTS, SELECTABLE_FIELDS
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services.listing import MAX_UPSTREAM_PAGE, MAX_UPSTREAM_REQUESTS, SELECTABLE_FIELDS
 
 pytestmark = pytest.mark.anyio
 
@@ -163,7 +163,7 @@ async def test_full_scenarios_walk_clips_but_never_drops(
 
 
 async def test_clip_notes_name_path_and_original_length(mcp: Session, emulator: Emulator) -> None:
-    from runloop_scenarios_mcp.budget import lookup_path
+    from runloop_scenarios_mcp.services.budget import lookup_path
 
     big = max(listed(emulator), key=lambda s: len(str(s)))
     page, _ = await page_of(mcp, {"search": big["id"], "fields": ["*"], "max_tokens": 1000})

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from conftest import Session
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.models import ScenarioView, UnknownScorer, dump
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.upstream.models import ScenarioView, UnknownScorer, dump
 
 pytestmark = pytest.mark.anyio
 

@@ -21,14 +21,14 @@ from mcp.client.stdio import stdio_client
 
 from conftest import CANARY_KEY, make_settings
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.emulator_http import Fault, LoopbackEmulator
+from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator
 
 pytestmark = pytest.mark.anyio
 
 SCRIPT = Path(sys.executable).parent / "runloop-scenarios-mcp"
 RATE_LIMITED = Fault(kind="status", status=429, retry_after="0.2")
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ \S")
-OUR_EVENT = re.compile(r"^\S+ \S+ runloop_scenarios_mcp\.\w+ [a-z_]+( \w+=('[^']*'|\S+))*$")
+OUR_EVENT = re.compile(r"^\S+ \S+ runloop_scenarios_mcp(\.\w+)+ [a-z_]+( \w+=('[^']*'|\S+))*$")
 """Our own events: ``<time> <level> <module> <event> key=value ...`` (third-party lines are free text)."""
 
 Progress = list[tuple[float, float | None, str | None]]

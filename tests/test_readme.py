@@ -22,7 +22,7 @@ from conftest import CANARY_KEY, ROOT
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.cli import build_parser
 from runloop_scenarios_mcp.config import Settings
-from runloop_scenarios_mcp.emulator_http import LoopbackEmulator
+from runloop_scenarios_mcp.emulator.loopback import LoopbackEmulator
 
 pytestmark = pytest.mark.anyio
 

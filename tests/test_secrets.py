@@ -23,9 +23,9 @@ from mcp_types import CallToolResult
 from conftest import CANARY_KEY, TEST_SECRET, make_settings
 from raw_stdio import RawSession, base_env, call, check_json_rpc_lines
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.emulator_http import Fault, FaultPlan, LoopbackEmulator
-from runloop_scenarios_mcp.runloop import RunloopClient
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.emulator.loopback import Fault, FaultPlan, LoopbackEmulator
+from runloop_scenarios_mcp.upstream.client import RunloopClient
 
 HTTP_TOKEN = "http_token_canary_5b8d1e"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import Session
-from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
 
 pytestmark = pytest.mark.anyio
 

@@ -30,8 +30,8 @@ from conftest import (
 )
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.preview import PreviewTokens, plan_update
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services.update.plan import PreviewTokens, plan_update
 
 pytestmark = pytest.mark.anyio
 

@@ -18,8 +18,8 @@ from mcp import Client
 
 from conftest import Session, active_scenario, apply_update, error_text, make_settings, preview_update, small_scenario
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.emulator_http import Fault, LoopbackEmulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator
 
 pytestmark = pytest.mark.anyio
 

@@ -26,10 +26,10 @@ from mcp_types import CallToolResult
 
 from conftest import CANARY_KEY, Session, canonical_json, error_text, make_settings
 from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.emulator import Emulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.errors import RunloopMcpError
-from runloop_scenarios_mcp.models import UPDATE_FIELD_NAMES
-from runloop_scenarios_mcp.preview import plan_update
+from runloop_scenarios_mcp.services.update.plan import plan_update
+from runloop_scenarios_mcp.upstream.models import UPDATE_FIELD_NAMES
 
 MCP_EXAMPLES = 200
 """Per protocol mode and property; the pure property runs PURE_EXAMPLES."""

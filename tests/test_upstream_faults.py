@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from conftest import CANARY_KEY
-from runloop_scenarios_mcp.emulator import Emulator
-from runloop_scenarios_mcp.emulator_http import Fault, LoopbackEmulator
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator
 from runloop_scenarios_mcp.errors import (
     InvalidArgument,
     MalformedResponse,
@@ -33,7 +33,7 @@ from runloop_scenarios_mcp.errors import (
     UpstreamTimeout,
     WriteOutcomeUnknown,
 )
-from runloop_scenarios_mcp.runloop import (
+from runloop_scenarios_mcp.upstream.client import (
     INITIAL_RETRY_DELAY,
     MAX_RETRY_DELAY,
     ListQuery,

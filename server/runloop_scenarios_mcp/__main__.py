@@ -1,5 +1,5 @@
 """`python -m runloop_scenarios_mcp` is the console script."""
 
-from .cli import main
+from runloop_scenarios_mcp.cli import main
 
 main()

@@ -1,28 +1,31 @@
-"""Server assembly: settings in, a ready MCPServer out. Tests, the CLI and the demo all build it here."""
+"""Assembly: settings in, a ready MCPServer out, and serving it on the configured transport.
+
+Tests, the CLI and the demo all build the server here. This is the only module that knows every
+layer: the tools (MCP), the services, the upstream client, the emulator and the transports.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import httpx
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.stdio import stdio_server
-from mcp_types import CallToolResult, InputRequiredResult, Tool
+import anyio
+from mcp.server.mcpserver import MCPServer
 
-from . import __version__, budget
-from .config import EMULATOR_API_KEY, Settings
-from .contracts import TOOL_CONTRACTS
-from .cursor import CursorCodec
-from .journal import Journal
-from .preview import PreviewTokens
-from .runloop import RunloopClient
-from .state import AppState
-from .stdio_guard import answer_bad_lines
-from .tools import error_result, register_read_tools
-from .write_tool import register_write_tools
+from runloop_scenarios_mcp import __version__
+from runloop_scenarios_mcp.config import EMULATOR_API_KEY, Settings
+from runloop_scenarios_mcp.services import budget
+from runloop_scenarios_mcp.services.cursor import CursorCodec
+from runloop_scenarios_mcp.services.journal import Journal
+from runloop_scenarios_mcp.services.state import AppState
+from runloop_scenarios_mcp.services.update.plan import PreviewTokens
+from runloop_scenarios_mcp.tools import register_tools
+from runloop_scenarios_mcp.tools.server import ScenariosServer
+from runloop_scenarios_mcp.upstream.client import HttpTransport, RunloopClient
+
+logger = logging.getLogger(__name__)
 
 EMULATOR_BASE_URL = "http://emulator.invalid"
 """The base URL the in-process emulator answers at (``.invalid`` never resolves: nothing can leak to it)."""
@@ -36,59 +39,7 @@ INSTRUCTIONS = (
 )
 
 
-class ScenariosServer(MCPServer[AppState]):
-    """MCPServer that hides and refuses non-read-only tools when the server runs read-only."""
-
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.read_only = settings.read_only
-
-    def _allowed(self, tool: Tool) -> bool:
-        return not self.read_only or bool(tool.annotations and tool.annotations.read_only_hint)
-
-    async def list_tools(self) -> list[Tool]:
-        return [_published(tool) for tool in await super().list_tools() if self._allowed(tool)]
-
-    async def call_tool(
-        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
-    ) -> CallToolResult | InputRequiredResult:
-        tool = next((t for t in await super().list_tools() if t.name == name), None)
-        if tool is not None and not self._allowed(tool):
-            return error_result(
-                f"{name} is disabled: this server runs read-only (--read-only or RUNLOOP_MCP_READ_ONLY=1). "
-                "Restart it without read-only mode to make changes."
-            )
-        # The SDK drops arguments its signature does not know; a misspelled filter must not widen a query.
-        # A missing required one would surface as the SDK's raw pydantic dump: say it plainly instead.
-        if tool is not None:
-            known = tool.input_schema.get("properties", {})
-            problems = [f"{key}: unknown argument" for key in sorted(set(arguments or {}) - set(known))]
-            problems += [f"{key}: missing" for key in tool.input_schema.get("required", []) if key not in arguments]
-            if problems:
-                return error_result(
-                    f"Invalid arguments for {name}: {'; '.join(problems)}. Known arguments: {', '.join(known)}."
-                )
-        return await super().call_tool(name, arguments, context)
-
-    async def run_stdio_async(self) -> None:
-        """Serve over stdio, answering lines that are not valid JSON-RPC instead of dropping them."""
-        async with (
-            stdio_server() as (read_stream, write_stream),
-            answer_bad_lines(read_stream, write_stream) as guarded,
-        ):
-            await self._lowlevel_server.run(
-                guarded, write_stream, self._lowlevel_server.create_initialization_options()
-            )
-
-
-def _published(tool: Tool) -> Tool:
-    """The tool with its contract's own input schema (as in schemas/), not the SDK's regenerated one, which
-    re-adds a title and ``default: null`` to every argument and drops ``additionalProperties: false``."""
-    contract = TOOL_CONTRACTS.get(tool.name)
-    return tool if contract is None else tool.model_copy(update={"input_schema": contract[0].model_json_schema()})
-
-
-def build_server(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> ScenariosServer:
+def build_server(settings: Settings, *, transport: HttpTransport | None = None) -> ScenariosServer:
     """The MCP server for ``settings``. ``transport`` replaces the network (the emulator, or a test double)."""
 
     @asynccontextmanager
@@ -118,15 +69,14 @@ def build_server(settings: Settings, *, transport: httpx.AsyncBaseTransport | No
         lifespan=lifespan,
         log_level=settings.log_level,
     )
-    register_read_tools(server)
-    register_write_tools(server)
+    register_tools(server)
     return server
 
 
-def _make_client(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> RunloopClient | None:
+def _make_client(settings: Settings, transport: HttpTransport | None) -> RunloopClient | None:
     base_url = settings.base_url
     if settings.emulator and transport is None:
-        from .emulator import Emulator  # imported only when used: keeps start-up light
+        from runloop_scenarios_mcp.emulator.handler import Emulator  # imported only when used: keeps start-up light
 
         transport = Emulator(api_key=EMULATOR_API_KEY).transport()
         base_url = EMULATOR_BASE_URL  # no request leaves the process; logs should not name the real API
@@ -146,3 +96,17 @@ def _make_client(settings: Settings, transport: httpx.AsyncBaseTransport | None)
         retry_budget=settings.retry_budget,
         transport=transport,
     )
+
+
+def serve_mcp(settings: Settings) -> None:
+    """Serve until the client disconnects (stdio) or the process is stopped (HTTP)."""
+    server = build_server(settings)
+    if settings.transport == "stdio":
+        from runloop_scenarios_mcp.transport.stdio import serve_stdio
+
+        logger.info("server_start transport=stdio emulator=%s read_only=%s", settings.emulator, settings.read_only)
+        anyio.run(serve_stdio, server)
+        return
+    from runloop_scenarios_mcp.transport.http import serve_http
+
+    serve_http(server, settings)

@@ -16,8 +16,8 @@ from typing import NoReturn
 
 from pydantic import SecretStr
 
-from . import __version__
-from .config import (
+from runloop_scenarios_mcp import __version__
+from runloop_scenarios_mcp.config import (
     DEFAULT_BASE_URL,
     DEFAULT_HTTP_PORT,
     DEFAULT_MAX_TOKENS,
@@ -26,8 +26,8 @@ from .config import (
     Settings,
     default_journal_path,
 )
-from .errors import ConfigurationError
-from .logs import configure_logging
+from runloop_scenarios_mcp.errors import ConfigurationError
+from runloop_scenarios_mcp.logs import configure_logging
 
 PROG = "runloop-scenarios-mcp"
 _TRUE = {"1", "true", "yes", "on"}
@@ -165,18 +165,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "schemas":
-        from .schema_export import check_or_write
+        from runloop_scenarios_mcp.schema_export import check_or_write
 
         sys.exit(check_or_write(args.dir, write=args.write))
     if args.command == "journal":
-        from .journal import journal_command
+        from runloop_scenarios_mcp.services.journal import journal_command
 
         env_path = os.environ.get("RUNLOOP_MCP_JOURNAL")
         default = default_journal_path(os.environ, emulator=args.emulator)
         path = args.journal_file or args.journal or (Path(env_path) if env_path else default)
         sys.exit(journal_command(args.journal_action, getattr(args, "entry", None), path, sys.stdout, sys.stderr))
     if args.command == "demo":
-        from .demo import run_demo
+        from runloop_scenarios_mcp.demo import run_demo
 
         sys.exit(run_demo())
     try:
@@ -185,11 +185,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.exit(2, f"{PROG}: error: {exc}\n")
     configure_logging(settings.log_level, secrets=settings.secret_values)
     if args.command == "emulator":
-        from .emulator_http import serve
+        from runloop_scenarios_mcp.emulator.loopback import serve
 
         serve(host=args.emulator_host, port=args.emulator_port, seed=args.seed, api_key=args.api_key)
         return
-    from .serve import serve_mcp
+    from runloop_scenarios_mcp.app import serve_mcp
 
     serve_mcp(settings)
 

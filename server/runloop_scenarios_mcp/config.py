@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from .errors import ConfigurationError
+from runloop_scenarios_mcp.errors import ConfigurationError
 
 DEFAULT_BASE_URL = "https://api.runloop.ai"
 DEFAULT_MAX_TOKENS = 4000

@@ -18,7 +18,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult
 
-from .budget import count_json
+from runloop_scenarios_mcp.services.budget import count_json
 
 
 def _say(text: str = "") -> None:

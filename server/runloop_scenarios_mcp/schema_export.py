@@ -10,8 +10,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .contracts import TOOL_CONTRACTS
-from .models import ScenarioView
+from runloop_scenarios_mcp.services.contracts import TOOL_CONTRACTS
+from runloop_scenarios_mcp.upstream.models import ScenarioView
 
 
 def generated_schemas() -> dict[str, dict[str, Any]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from .config import Settings
-from .cursor import CursorCodec
-from .errors import MissingApiKey
-from .journal import Journal
-from .preview import PreviewTokens
-from .runloop import RunloopClient
+from runloop_scenarios_mcp.config import Settings
+from runloop_scenarios_mcp.errors import MissingApiKey
+from runloop_scenarios_mcp.services.cursor import CursorCodec
+from runloop_scenarios_mcp.services.journal import Journal
+from runloop_scenarios_mcp.services.update.plan import PreviewTokens
+from runloop_scenarios_mcp.upstream.client import RunloopClient
 
 
 @dataclass

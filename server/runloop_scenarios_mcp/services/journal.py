@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from .errors import RunloopMcpError
-from .models import UPDATE_FIELD_NAMES
-from .preview import CLEAR_VALUES, make_merge_patch
+from runloop_scenarios_mcp.errors import RunloopMcpError
+from runloop_scenarios_mcp.services.update.plan import CLEAR_VALUES, make_merge_patch
+from runloop_scenarios_mcp.upstream.models import UPDATE_FIELD_NAMES
 
 Outcome = Literal["applied", "failed", "unknown"]
 

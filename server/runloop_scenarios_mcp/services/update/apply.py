@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .budget import clip_to_fit
-from .contracts import DiffEntry, UpdateScenarioResult
-from .errors import PreviewRefused, UpstreamError, UpstreamStatusError, WriteOutcomeUnknown
-from .journal import Journal, JournalError, Outcome
-from .preview import Plan, PreviewTokens, TokenClaims, diff, fingerprint, plan_update
-from .runloop import OnWait, RunloopClient
+from runloop_scenarios_mcp.errors import PreviewRefused, UpstreamError, UpstreamStatusError, WriteOutcomeUnknown
+from runloop_scenarios_mcp.services.budget import clip_to_fit
+from runloop_scenarios_mcp.services.contracts import DiffEntry, UpdateScenarioResult
+from runloop_scenarios_mcp.services.journal import Journal, JournalError, Outcome
+from runloop_scenarios_mcp.services.update.plan import Plan, PreviewTokens, TokenClaims, diff, fingerprint, plan_update
+from runloop_scenarios_mcp.upstream.client import OnWait, RunloopClient
 
 logger = logging.getLogger(__name__)
 

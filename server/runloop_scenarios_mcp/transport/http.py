@@ -1,17 +1,18 @@
-"""Run the server on a transport: stdio (what MCP hosts launch) or streamable HTTP."""
+"""Streamable HTTP: the ASGI app at /mcp with Host/Origin checks and the bearer-token guard, and its runner."""
 
 from __future__ import annotations
 
 import hmac
 import logging
+from typing import Any
 
 import anyio
+from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .app import build_server
-from .config import Settings, is_loopback
+from runloop_scenarios_mcp.config import Settings, is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class BearerTokenGuard:
         await self._app(scope, receive, send)
 
 
-def http_app(settings: Settings) -> ASGIApp:
+def http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
     """The streamable HTTP app at /mcp, with Host/Origin checks and the bearer token guard.
 
     2026-07-28 requests are served statelessly whatever the mode; 2025-11-25 clients get a session
@@ -51,7 +52,6 @@ def http_app(settings: Settings) -> ASGIApp:
     """
     from mcp.server.transport_security import TransportSecuritySettings
 
-    server = build_server(settings)
     if is_loopback(settings.host):
         names = ["127.0.0.1", "localhost", "[::1]"]
     elif settings.host in _WILDCARDS:
@@ -91,13 +91,8 @@ class _RefuseBrowserOrigins:
         await self._app(scope, receive, send)
 
 
-def serve_mcp(settings: Settings) -> None:
-    """Serve until the client disconnects (stdio) or the process is stopped (HTTP)."""
-    if settings.transport == "stdio":
-        server = build_server(settings)
-        logger.info("server_start transport=stdio emulator=%s read_only=%s", settings.emulator, settings.read_only)
-        anyio.run(server.run_stdio_async)
-        return
+def serve_http(server: MCPServer[Any], settings: Settings) -> None:
+    """Serve ``server`` over streamable HTTP until the process is stopped."""
     import uvicorn
 
     url = f"http://{f'[{settings.host}]' if ':' in settings.host else settings.host}:{settings.port}/mcp"
@@ -108,5 +103,5 @@ def serve_mcp(settings: Settings) -> None:
         settings.read_only,
         "required" if settings.http_token is not None else "none",
     )
-    config = uvicorn.Config(http_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    config = uvicorn.Config(http_app(server, settings), host=settings.host, port=settings.port, log_level="warning")
     anyio.run(uvicorn.Server(config).serve)

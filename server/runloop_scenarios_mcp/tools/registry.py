@@ -1,4 +1,4 @@
-"""MCP tool registration: names, descriptions, annotations, and thin handlers.
+"""How a tool is registered: its contract's schemas, one argument check, and the error boundary.
 
 Each tool's input and output schema come from its contract models (:mod:`contracts`). The SDK
 receives the contract's JSON Schema per argument but no validation of its own, so the contract
@@ -17,28 +17,16 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError, WithJsonSchema
 
-from .budget import to_json
-from .contracts import (
-    GetScenarioInput,
-    GetScenarioResult,
-    ListScenariosInput,
-    ListScenariosResult,
-    ToolInput,
-    ToolResult,
-)
-from .errors import InvalidArgument, RunloopMcpError, to_tool_message
-from .paging import ListRequest, list_page, normalize_fields
-from .reading import get_page
-from .runloop import OnWait
-from .state import AppState
+from runloop_scenarios_mcp.errors import InvalidArgument, RunloopMcpError, to_tool_message
+from runloop_scenarios_mcp.services.budget import to_json
+from runloop_scenarios_mcp.services.contracts import ToolInput, ToolResult
+from runloop_scenarios_mcp.services.state import AppState
 
 logger = logging.getLogger(__name__)
 
 InputT = TypeVar("InputT", bound=ToolInput)
 Handler = Callable[..., Awaitable[dict[str, Any]]]
 """``handler(state, args, on_wait, **resolved)``: the service call behind a tool."""
-
-READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=True)
 
 
 def _describe_validation_error(tool: str, exc: ValidationError) -> str:
@@ -155,76 +143,3 @@ def max_tokens_of(state: AppState, requested: int | None) -> int:
     if requested > cap:
         raise InvalidArgument(f"max_tokens={requested} is above this server's cap; send a number from 500 to {cap}")
     return requested
-
-
-# --- list_scenarios ------------------------------------------------------------------------
-
-
-async def _list_scenarios(state: AppState, args: ListScenariosInput, on_wait: OnWait) -> dict[str, Any]:
-    filters = {
-        key: value
-        for key in ("name", "benchmark_id", "validation_type", "search")
-        if (value := getattr(args, key)) is not None
-    }
-    request = ListRequest(
-        filters=filters,
-        fields=normalize_fields(args.fields),
-        max_tokens=max_tokens_of(state, args.max_tokens),
-        limit=args.limit,
-        include_total_count=args.include_total_count,
-        cursor=args.cursor,
-    )
-    return await list_page(state.require_client(), request, state.cursors, on_wait=on_wait)
-
-
-LIST_DESCRIPTION = """Find Runloop scenarios: returns one page that always fits max_tokens, with a lean summary of each.
-
-Use it to browse or search; filter with name (exact), search (id or name), benchmark_id or validation_type.
-Continue with cursor=next_cursor until next_cursor is null. Choose fields to get more of each scenario
-(["*"] for everything); get_scenario returns one scenario in full."""
-
-
-# --- get_scenario --------------------------------------------------------------------------
-
-
-async def _get_scenario(state: AppState, args: GetScenarioInput, on_wait: OnWait) -> dict[str, Any]:
-    return await get_page(
-        state.require_client(),
-        args.scenario_id,
-        max_tokens=max_tokens_of(state, args.max_tokens),
-        field=args.field,
-        offset=args.offset,
-        on_wait=on_wait,
-    )
-
-
-GET_DESCRIPTION = """Read one Runloop scenario by id with every field, within max_tokens.
-
-Strings too long for the budget are clipped and listed in clipped; read them whole with field (the path)
-and offset, following next_offset. Archived scenarios can be read too."""
-
-
-def register_read_tools(server: MCPServer[AppState]) -> None:
-    register(
-        server,
-        name="list_scenarios",
-        title="List Runloop scenarios",
-        description=LIST_DESCRIPTION,
-        annotations=READ_ONLY,
-        input_model=ListScenariosInput,
-        result_model=ListScenariosResult,
-        handler=_list_scenarios,
-    )
-    register(
-        server,
-        name="get_scenario",
-        title="Get one Runloop scenario",
-        description=GET_DESCRIPTION,
-        annotations=READ_ONLY,
-        input_model=GetScenarioInput,
-        result_model=GetScenarioResult,
-        handler=_get_scenario,
-    )
-
-
-__all__ = ["error_result", "max_tokens_of", "register", "register_read_tools"]

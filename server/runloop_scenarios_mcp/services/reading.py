@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .budget import Clip, budget_for, clip_to_fit, count_json, lookup_path, usable
-from .contracts import ClippedField, GetScenarioResult, StringSlice
-from .errors import InvalidArgument
-from .paging import clip_note
-from .runloop import OnWait, RunloopClient
+from runloop_scenarios_mcp.errors import InvalidArgument
+from runloop_scenarios_mcp.services.budget import Clip, budget_for, clip_to_fit, count_json, lookup_path, usable
+from runloop_scenarios_mcp.services.contracts import ClippedField, GetScenarioResult, StringSlice
+from runloop_scenarios_mcp.services.listing import clip_note
+from runloop_scenarios_mcp.upstream.client import OnWait, RunloopClient
 
 _HINT_FULL = "This is the whole scenario. To change it, call update_scenario with dry_run=true first."
 _HINT_CLIPPED = (

@@ -22,8 +22,8 @@ from urllib.parse import quote
 import anyio
 import httpx
 
-from . import __version__
-from .errors import (
+from runloop_scenarios_mcp import __version__
+from runloop_scenarios_mcp.errors import (
     InvalidArgument,
     MalformedResponse,
     UpstreamConnectionError,
@@ -50,6 +50,10 @@ MAX_FILTER_LENGTH = 2048
 
 OnWait = Callable[[int, float, str], Awaitable[None]]
 """Called before each retry with (attempt number, delay in seconds, reason): used for progress."""
+
+
+HttpTransport = httpx.AsyncBaseTransport
+"""What replaces the network under the client: the in-process emulator or a test double."""
 
 
 def should_retry(status: int, headers: Mapping[str, str]) -> bool:
@@ -158,7 +162,7 @@ class RunloopClient:
         initial_retry_delay: float = INITIAL_RETRY_DELAY,
         max_retry_delay: float = MAX_RETRY_DELAY,
         retry_budget: float = RETRY_BUDGET,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: HttpTransport | None = None,
     ) -> None:
         self._api_key = api_key
         self._max_retries = max_retries

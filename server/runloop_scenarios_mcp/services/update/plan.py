@@ -19,11 +19,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .budget import is_clipped_text
-from .contracts import DiffEntry
-from .cursor import Signer, canonical
-from .errors import InvalidChanges, PreviewRefused
-from .models import (
+from runloop_scenarios_mcp.errors import InvalidChanges, PreviewRefused
+from runloop_scenarios_mcp.services.budget import is_clipped_text
+from runloop_scenarios_mcp.services.contracts import DiffEntry
+from runloop_scenarios_mcp.services.cursor import Signer, canonical
+from runloop_scenarios_mcp.upstream.models import (
     READ_ONLY_FIELDS,
     SCENARIO_FIELDS,
     SCORER_TYPES,

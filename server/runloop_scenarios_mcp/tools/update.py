@@ -21,12 +21,12 @@ from mcp_types import ToolAnnotations
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field, ValidationError
 
-from .contracts import UpdateScenarioInput, UpdateScenarioResult
-from .errors import PreviewRefused, RunloopMcpError
-from .runloop import OnWait
-from .state import AppState
-from .tools import max_tokens_of, register
-from .updating import execute_apply, prepare_apply, preview
+from runloop_scenarios_mcp.errors import PreviewRefused, RunloopMcpError
+from runloop_scenarios_mcp.services.contracts import UpdateScenarioInput, UpdateScenarioResult
+from runloop_scenarios_mcp.services.state import AppState
+from runloop_scenarios_mcp.services.update.apply import execute_apply, prepare_apply, preview
+from runloop_scenarios_mcp.tools.registry import max_tokens_of, register
+from runloop_scenarios_mcp.upstream.client import OnWait
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from typing import Any, Literal, cast
 
 import httpx
 
-from .emulator import Emulator, _json_response, _raw_path
-from .emulator_data import SCENARIO_COUNT_DEFAULT
+from runloop_scenarios_mcp.emulator.data import SCENARIO_COUNT_DEFAULT
+from runloop_scenarios_mcp.emulator.handler import Emulator, _json_response, _raw_path
 
 __all__ = [
     "Fault",

@@ -14,12 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .budget import Clip, budget_for, clip_to_fit, count_json, estimate_json, to_json, usable
-from .contracts import ClippedField, ListScenariosResult
-from .cursor import CursorCodec, CursorState
-from .errors import InvalidArgument, InvalidCursor, UpstreamStatusError
-from .models import SCENARIO_FIELDS
-from .runloop import ListQuery, OnWait, RunloopClient
+from runloop_scenarios_mcp.errors import InvalidArgument, InvalidCursor, UpstreamStatusError
+from runloop_scenarios_mcp.services.budget import (
+    Clip,
+    budget_for,
+    clip_to_fit,
+    count_json,
+    estimate_json,
+    to_json,
+    usable,
+)
+from runloop_scenarios_mcp.services.contracts import ClippedField, ListScenariosResult
+from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
+from runloop_scenarios_mcp.upstream.client import ListQuery, OnWait, RunloopClient
+from runloop_scenarios_mcp.upstream.models import SCENARIO_FIELDS
 
 MAX_UPSTREAM_REQUESTS = 4
 """Upstream pages one call may fetch; bounds the latency and load of a single tool call."""

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config import MIN_MAX_TOKENS
-from .models import ValidationType
+from runloop_scenarios_mcp.config import MIN_MAX_TOKENS
+from runloop_scenarios_mcp.upstream.models import ValidationType
 
 MAX_LIST_LIMIT = 1000
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .errors import InvalidCursor
+from runloop_scenarios_mcp.errors import InvalidCursor
 
 MAX_TOKEN_LENGTH = 8192
 _MAC_BYTES = 20

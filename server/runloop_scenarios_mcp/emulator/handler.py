@@ -3,12 +3,12 @@
 It serves ``GET /v1/scenarios`` (filters, ``limit``/``starting_after`` paging, ``has_more``,
 ``total_count``), ``GET /v1/scenarios/{id}`` and ``POST /v1/scenarios/{id}`` (null keeps, provided
 replaces, atomic, validated) exactly as ``shared/runloop-api.md`` describes the upstream contract,
-over a realistic deterministic data set (:mod:`runloop_scenarios_mcp.emulator_data`).
+over a realistic deterministic data set (:mod:`runloop_scenarios_mcp.emulator.data`).
 
 :meth:`Emulator.handle` is the whole API as a function of an ``httpx.Request``;
 :meth:`Emulator.transport` wraps it in an ``httpx.MockTransport`` for in-process use (``--emulator``).
 Every request is recorded as a :class:`RecordedRequest`. Serving it on a real socket, with fault
-injection, is :mod:`runloop_scenarios_mcp.emulator_http`'s job.
+injection, is :mod:`runloop_scenarios_mcp.emulator.loopback`'s job.
 
 The emulator is deliberately dict-based and independent of the project's models, so it can catch
 their bugs. It never stores or echoes the API key.
@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from .emulator_data import (
+from runloop_scenarios_mcp.emulator.data import (
     ARCHITECTURES,
     RESOURCE_SIZES,
     SCENARIO_COUNT_DEFAULT,

@@ -1,0 +1,55 @@
+"""The MCP server class: read-only filtering and argument checks in front of the SDK's tool calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult, InputRequiredResult, Tool
+
+from runloop_scenarios_mcp.config import Settings
+from runloop_scenarios_mcp.services.contracts import TOOL_CONTRACTS
+from runloop_scenarios_mcp.services.state import AppState
+from runloop_scenarios_mcp.tools.registry import error_result
+
+
+class ScenariosServer(MCPServer[AppState]):
+    """MCPServer that hides and refuses non-read-only tools when the server runs read-only."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.read_only = settings.read_only
+
+    def _allowed(self, tool: Tool) -> bool:
+        return not self.read_only or bool(tool.annotations and tool.annotations.read_only_hint)
+
+    async def list_tools(self) -> list[Tool]:
+        return [_published(tool) for tool in await super().list_tools() if self._allowed(tool)]
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        tool = next((t for t in await super().list_tools() if t.name == name), None)
+        if tool is not None and not self._allowed(tool):
+            return error_result(
+                f"{name} is disabled: this server runs read-only (--read-only or RUNLOOP_MCP_READ_ONLY=1). "
+                "Restart it without read-only mode to make changes."
+            )
+        # The SDK drops arguments its signature does not know; a misspelled filter must not widen a query.
+        # A missing required one would surface as the SDK's raw pydantic dump: say it plainly instead.
+        if tool is not None:
+            known = tool.input_schema.get("properties", {})
+            problems = [f"{key}: unknown argument" for key in sorted(set(arguments or {}) - set(known))]
+            problems += [f"{key}: missing" for key in tool.input_schema.get("required", []) if key not in arguments]
+            if problems:
+                return error_result(
+                    f"Invalid arguments for {name}: {'; '.join(problems)}. Known arguments: {', '.join(known)}."
+                )
+        return await super().call_tool(name, arguments, context)
+
+
+def _published(tool: Tool) -> Tool:
+    """The tool with its contract's own input schema (as in schemas/), not the SDK's regenerated one, which
+    re-adds a title and ``default: null`` to every argument and drops ``additionalProperties: false``."""
+    contract = TOOL_CONTRACTS.get(tool.name)
+    return tool if contract is None else tool.model_copy(update={"input_schema": contract[0].model_json_schema()})
