@@ -45,11 +45,13 @@ test: install node
 	$(BIN)/ruff check server tests bench
 	$(BIN)/ruff format --check server tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/runloop-scenarios-mcp schemas --check
 
 lint:
 	$(BIN)/ruff check server tests bench
 	$(BIN)/ruff format --check server tests bench
+	$(BIN)/lint-imports
 
 types:
 	$(BIN)/mypy
