@@ -18,9 +18,9 @@ from pathlib import Path
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from campaign import Campaign, CampaignConfig, summary
+from tests.support.campaign import Campaign, CampaignConfig, summary
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from mcp import Client
 from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from runloop_scenarios_mcp.app import build_server  # noqa: E402
 from runloop_scenarios_mcp.config import Settings  # noqa: E402
@@ -109,9 +109,8 @@ def fuzz(count: int, seed: int) -> dict[str, int]:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
     from mcp_types import CallToolResult
-
-    import test_update_properties as props
-    from conftest import Session, make_settings
+    from tests import test_update_properties as props
+    from tests.support.common import Session, make_settings
 
     counts = {"change sets": 0, "previews ok": 0, "previews refused": 0, "applies ok": 0, "applies refused": 0}
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from conftest import RealTokens
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.services.budget import (
     Clip,
@@ -20,6 +19,7 @@ from runloop_scenarios_mcp.services.budget import (
     to_json,
     usable,
 )
+from tests.support.common import RealTokens
 
 SAMPLES: list[Any] = [
     "hello world",

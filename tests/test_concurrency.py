@@ -14,8 +14,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from conftest import make_settings
-from http_serving import serving
+from tests.support.common import make_settings
+from tests.support.serving import serving
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,4 @@
-"""The server against an independent fake of the Runloop API (tests/fake_runloop.py), not the emulator.
+"""The server against an independent fake of the Runloop API (tests/support/fake_runloop.py), not the emulator.
 
 The fake is written from shared/runloop-api.md alone and takes other legal choices than the emulator
 wherever the contract is open (order, default limit, total_count, unknown cursors, nested updates,
@@ -19,10 +19,10 @@ import pytest
 from mcp import Client
 from mcp_types import TextContent
 
-from conftest import CANARY_KEY, RealTokens, Session, error_text, make_settings
-from fake_runloop import UPDATE_FIELDS, FakeRunloop, NestedUpdate, TotalCount, UnknownCursor
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.services.budget import lookup_path
+from tests.support.common import CANARY_KEY, RealTokens, Session, error_text, make_settings
+from tests.support.fake_runloop import UPDATE_FIELDS, FakeRunloop, NestedUpdate, TotalCount, UnknownCursor
 
 pytestmark = pytest.mark.anyio
 

@@ -12,11 +12,11 @@ import pytest
 from mcp import Client
 from pydantic import SecretStr
 
-from conftest import Session, error_text, make_settings
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.errors import InvalidCursor
 from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
+from tests.support.common import Session, error_text, make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign import CAMPAIGN_CANARY, Campaign, CampaignConfig, summary
+from tests.support.campaign import CAMPAIGN_CANARY, Campaign, CampaignConfig, summary
 
 pytestmark = pytest.mark.anyio
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from mcp_types import TextContent
 
-from conftest import RealTokens, Session, error_text
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.services.budget import lookup_path
+from tests.support.common import RealTokens, Session, error_text
 
 pytestmark = pytest.mark.anyio
 

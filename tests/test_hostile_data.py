@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from conftest import Session
 from runloop_scenarios_mcp.emulator.handler import Emulator
+from tests.support.common import Session
 
 pytestmark = pytest.mark.anyio
 

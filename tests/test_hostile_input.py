@@ -22,11 +22,11 @@ from jsonschema import Draft202012Validator
 from mcp import Client
 from mcp_types import CallToolResult
 
-from campaign import INTERNAL_ERROR, result_text
-from conftest import CANARY_KEY, SCHEMAS, Session, make_settings
-from raw_stdio import RawSession, base_env
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator.handler import Emulator
+from tests.support.campaign import INTERNAL_ERROR, result_text
+from tests.support.common import CANARY_KEY, SCHEMAS, Session, make_settings
+from tests.support.raw_stdio import RawSession, base_env
 
 TOOLS = ("list_scenarios", "get_scenario", "update_scenario")
 HUGE = "x" * 1_000_000

@@ -23,9 +23,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from pydantic import SecretStr
 
-from conftest import make_settings
-from http_serving import serving
 from runloop_scenarios_mcp.config import Settings
+from tests.support.common import make_settings
+from tests.support.serving import serving
 
 pytestmark = pytest.mark.anyio
 

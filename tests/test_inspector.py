@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, TEST_SECRET
+from tests.support.common import ROOT, TEST_SECRET
 
 SCRIPT = Path(sys.executable).parent / "runloop-scenarios-mcp"
 NODE_DIR = ROOT / "tools" / "node"

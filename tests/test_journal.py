@@ -19,7 +19,10 @@ import httpx
 import pytest
 from mcp import Client
 
-from conftest import (
+from runloop_scenarios_mcp.app import build_server
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services.journal import Journal
+from tests.support.common import (
     Session,
     active_scenario,
     apply_update,
@@ -29,9 +32,6 @@ from conftest import (
     preview_update,
     small_scenario,
 )
-from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.emulator.handler import Emulator
-from runloop_scenarios_mcp.services.journal import Journal
 
 pytestmark = pytest.mark.anyio
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from mcp_types import TextContent
 
-from conftest import RealTokens, Session, error_text
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.services.listing import MAX_UPSTREAM_PAGE, MAX_UPSTREAM_REQUESTS, SELECTABLE_FIELDS
+from tests.support.common import RealTokens, Session, error_text
 
 pytestmark = pytest.mark.anyio
 

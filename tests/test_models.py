@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from conftest import Session
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.upstream.models import ScenarioView, UnknownScorer, dump
+from tests.support.common import Session
 
 pytestmark = pytest.mark.anyio
 

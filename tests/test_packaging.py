@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from conftest import ROOT
 from runloop_scenarios_mcp.cli import build_parser
+from tests.support.common import ROOT
 
 pytestmark = pytest.mark.anyio
 
@@ -71,6 +71,8 @@ def test_wheel_contents(installed: Path) -> None:
     modules = {f"runloop_scenarios_mcp/{p.name}" for p in SOURCE.glob("*.py")}
     assert modules <= names, modules - names
     assert "runloop_scenarios_mcp/py.typed" in names
+    assert "runloop_scenarios_mcp/emulator/data/vocabulary.json" in names  # package data, read at import
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not [n for n in names if n.startswith(("tests/", "bench/", "server/"))]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()

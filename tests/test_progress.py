@@ -19,9 +19,9 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import CANARY_KEY, make_settings
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator
+from tests.support.common import CANARY_KEY, make_settings
 
 pytestmark = pytest.mark.anyio
 

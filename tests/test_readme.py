@@ -18,11 +18,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 from pydantic import SecretStr
 
-from conftest import CANARY_KEY, ROOT
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.cli import build_parser
 from runloop_scenarios_mcp.config import Settings
 from runloop_scenarios_mcp.emulator.loopback import LoopbackEmulator
+from tests.support.common import CANARY_KEY, ROOT
 
 pytestmark = pytest.mark.anyio
 

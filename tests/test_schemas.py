@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from conftest import SCHEMAS, Session
 from runloop_scenarios_mcp.schema_export import check_or_write, generated_schemas, render
 from runloop_scenarios_mcp.services.contracts import TOOL_CONTRACTS
+from tests.support.common import SCHEMAS, Session
 
 COMMAND = [sys.executable, "-m", "runloop_scenarios_mcp", "schemas"]
 

@@ -20,12 +20,12 @@ import pytest
 from mcp import Client
 from mcp_types import CallToolResult
 
-from conftest import CANARY_KEY, TEST_SECRET, make_settings
-from raw_stdio import RawSession, base_env, call, check_json_rpc_lines
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.emulator.loopback import Fault, FaultPlan, LoopbackEmulator
 from runloop_scenarios_mcp.upstream.client import RunloopClient
+from tests.support.common import CANARY_KEY, TEST_SECRET, make_settings
+from tests.support.raw_stdio import RawSession, base_env, call, check_json_rpc_lines
 
 HTTP_TOKEN = "http_token_canary_5b8d1e"
 

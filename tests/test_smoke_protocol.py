@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Session
 from runloop_scenarios_mcp.emulator.handler import Emulator
+from tests.support.common import Session
 
 pytestmark = pytest.mark.anyio
 

@@ -18,11 +18,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp_types import TextContent
 
-from conftest import CANARY_KEY
-from raw_stdio import EXIT_TIMEOUT, SCRIPT, RawSession, base_env, call, check_json_rpc_lines
 from runloop_scenarios_mcp import __version__
 from runloop_scenarios_mcp.cli import build_parser, settings_from
 from runloop_scenarios_mcp.emulator.handler import Emulator
+from tests.support.common import CANARY_KEY
+from tests.support.raw_stdio import EXIT_TIMEOUT, SCRIPT, RawSession, base_env, call, check_json_rpc_lines
 
 TOOLS = {"list_scenarios", "get_scenario", "update_scenario"}
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+ ")

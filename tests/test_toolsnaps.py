@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from conftest import ROOT, SCHEMAS, make_settings
 from runloop_scenarios_mcp.app import build_server
+from tests.support.common import ROOT, SCHEMAS, make_settings
 
 pytestmark = pytest.mark.anyio
 

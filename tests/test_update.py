@@ -18,7 +18,11 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitResult, ErrorData
 
-from conftest import (
+from runloop_scenarios_mcp.app import build_server
+from runloop_scenarios_mcp.config import Settings
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services.update.plan import PreviewTokens, plan_update
+from tests.support.common import (
     Session,
     active_scenario,
     apply_update,
@@ -28,10 +32,6 @@ from conftest import (
     preview_update,
     small_scenario,
 )
-from runloop_scenarios_mcp.app import build_server
-from runloop_scenarios_mcp.config import Settings
-from runloop_scenarios_mcp.emulator.handler import Emulator
-from runloop_scenarios_mcp.services.update.plan import PreviewTokens, plan_update
 
 pytestmark = pytest.mark.anyio
 

@@ -16,10 +16,18 @@ import httpx
 import pytest
 from mcp import Client
 
-from conftest import Session, active_scenario, apply_update, error_text, make_settings, preview_update, small_scenario
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator
+from tests.support.common import (
+    Session,
+    active_scenario,
+    apply_update,
+    error_text,
+    make_settings,
+    preview_update,
+    small_scenario,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp_types import CallToolResult
 
-from conftest import CANARY_KEY, Session, canonical_json, error_text, make_settings
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.errors import RunloopMcpError
 from runloop_scenarios_mcp.services.update.plan import plan_update
 from runloop_scenarios_mcp.upstream.models import UPDATE_FIELD_NAMES
+from tests.support.common import CANARY_KEY, Session, canonical_json, error_text, make_settings
 
 MCP_EXAMPLES = 200
 """Per protocol mode and property; the pure property runs PURE_EXAMPLES."""

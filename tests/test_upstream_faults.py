@@ -21,7 +21,6 @@ import anyio
 import httpx
 import pytest
 
-from conftest import CANARY_KEY
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator
 from runloop_scenarios_mcp.errors import (
@@ -43,6 +42,7 @@ from runloop_scenarios_mcp.upstream.client import (
     scenario_path,
     should_retry,
 )
+from tests.support.common import CANARY_KEY
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,1 @@
+"""The test suite, a package so tests and bench scripts import shared helpers as ``tests.support``."""
