@@ -1,6 +1,6 @@
 """The server against an independent fake of the Runloop API (tests/support/fake_runloop.py), not the emulator.
 
-The fake is written from shared/runloop-api.md alone and takes other legal choices than the emulator
+The fake is written from docs/upstream-api.md alone and takes other legal choices than the emulator
 wherever the contract is open (order, default limit, total_count, unknown cursors, nested updates,
 scenarios of every era). Everything goes through the real MCP client, in both protocol modes. The first
 block checks the fake itself against the contract, so a failure below is the server's, not the fake's.
@@ -29,7 +29,8 @@ pytestmark = pytest.mark.anyio
 MODES = ["legacy", "modern"]
 INTERNAL = "Internal error"
 LENIENT_DEFAULTS: dict[str, Any] = {"status": "active", "metadata": {}, "name": None, "validation_type": None}
-"""What a field absent upstream may be shown as (runloop-api.md 2.1: missing status means active, metadata {})."""
+"""What a field absent upstream may be shown as (docs/upstream-api.md, "Scenario fields":
+missing status means active, metadata {})."""
 
 
 @pytest.fixture

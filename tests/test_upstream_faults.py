@@ -1,6 +1,6 @@
 """RunloopClient against the emulator on real loopback HTTP, one test per fault it can inject.
 
-Each test counts the requests the emulator saw, so the retry policy of runloop-api.md section 5 is
+Each test counts the requests the emulator saw, so the retry policy of docs/upstream-api.md, "Retries", is
 checked by behaviour: reads retry 408/409/429/5xx, dropped connections, timeouts and broken bodies;
 the update POST retries only on 429 and on connections that failed before anything was sent, and
 reuses its ``x-request-id``. Every call runs under a deadline, so a hang fails instead of stalling.

@@ -27,7 +27,7 @@ MIN_MAX_TOKENS = 500
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_MAX_RETRIES = 5
-"""As the official SDKs (runloop-api.md section 5.2)."""
+"""As the official SDKs (docs/upstream-api.md, "Retries")."""
 DEFAULT_RETRY_INITIAL_DELAY = 1.0
 """Seconds before the first retry, doubling each time (as the official SDKs)."""
 DEFAULT_RETRY_BUDGET = 120.0

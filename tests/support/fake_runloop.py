@@ -1,4 +1,4 @@
-"""An independent fake of the Runloop scenarios API, written only from shared/runloop-api.md sections 1-5.
+"""An independent fake of the Runloop scenarios API, written only from the upstream contract in docs/upstream-api.md.
 
 It is deliberately *not* the emulator: its own data (own seed, own names), and wherever the contract
 leaves a choice open it takes a different legal one, so a server that leans on an emulator quirk fails:
@@ -41,7 +41,8 @@ UPDATE_FIELDS: frozenset[str] = frozenset(
         "validation_type",
     }
 )
-"""The update body fields of runloop-api.md section 4.3; anything else is rejected (additionalProperties: false)."""
+"""The update body fields (docs/upstream-api.md, "Update body fields"); anything else is rejected
+(additionalProperties: false)."""
 VALIDATION_TYPES: tuple[str, ...] = ("UNSPECIFIED", "FORWARD", "REVERSE", "EVALUATION")
 SCORER_TYPES: tuple[str, ...] = (
     "ast_grep_scorer",
@@ -243,7 +244,7 @@ def _quirks(rng: random.Random) -> dict[str, dict[str, Any]]:
         ]
     }
     q["minimal"] = {"id": q["minimal"]["id"], "name": "minimal-shape", "input_context": {"problem_statement": "Tiny."}}
-    q["bare"] = {"id": q["bare"]["id"]}  # only id is indispensable (runloop-api.md 2.1)
+    q["bare"] = {"id": q["bare"]["id"]}  # only id is indispensable (docs/upstream-api.md, "Scenario fields")
     big = q["big"]
     big["name"] = "big-" + big["name"]
     big["input_context"] = {"problem_statement": _prose(rng, 42000, unicode_share=0.15)}

@@ -2,7 +2,7 @@
 
 It serves ``GET /v1/scenarios`` (filters, ``limit``/``starting_after`` paging, ``has_more``,
 ``total_count``), ``GET /v1/scenarios/{id}`` and ``POST /v1/scenarios/{id}`` (null keeps, provided
-replaces, atomic, validated) exactly as ``shared/runloop-api.md`` describes the upstream contract,
+replaces, atomic, validated) exactly as ``docs/upstream-api.md`` describes the upstream contract,
 over a realistic deterministic data set (:mod:`runloop_scenarios_mcp.emulator.data`).
 
 :meth:`Emulator.handle` is the whole API as a function of an ``httpx.Request``;
@@ -69,7 +69,7 @@ UPDATE_KEYS: tuple[str, ...] = (
 )
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 _INTEGER = re.compile(r"^-?[0-9]+$")
-# Required string fields of each scorer variant (runloop-api.md section 2.3).
+# Required string fields of each scorer variant (docs/upstream-api.md, "Scorers").
 _SCORER_REQUIRED: dict[str, tuple[str, ...]] = {
     "ast_grep_scorer": ("pattern", "search_directory"),
     "custom_scorer": ("custom_scorer_type",),
@@ -142,7 +142,7 @@ class Emulator:
 
     `api_key` None accepts any non-blank bearer token. `scenarios` replaces the generated data set
     (deep-copied; no benchmarks until `set_benchmark`). The last three options choose between the
-    readings of behaviour that runloop-api.md section 9 lists as undocumented upstream; the
+    readings of behaviour left open upstream (docs/upstream-api.md, "Undocumented and ambiguous"); the
     defaults are the strict readings: an unknown ``starting_after`` is a 400 (``"empty"``: an
     empty last page), an out-of-range ``limit`` is a 400 (``"clamp"``: clamped to 1..5000), and
     ``input_context`` / ``scoring_contract`` updates merge one level (``"replace"``: the provided

@@ -1,7 +1,7 @@
 """Async client for the three Runloop scenario endpoints: list, get, update.
 
-It owns authentication, timeouts, the retry policy of the official SDKs (runloop-api.md section
-5) and the mapping of every failure to a typed error from :mod:`errors`. Results are the raw JSON
+It owns authentication, timeouts, the retry policy of the official SDKs (docs/upstream-api.md,
+"Retries") and the mapping of every failure to a typed error from :mod:`errors`. Results are the raw JSON
 the API returned (checked for shape, never re-serialized), so fields unknown to this code survive.
 Nothing above this module builds HTTP requests.
 """

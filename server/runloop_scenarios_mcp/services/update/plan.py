@@ -2,7 +2,7 @@
 
 ``plan_update(current, changes)`` turns a JSON Merge Patch (RFC 7396) in get_scenario's shape into
 exactly what an apply would send (only changed top-level fields, each complete, under the
-request names of runloop-api.md section 4) and the scenario the API should return. Preview
+request names of docs/upstream-api.md, "Update body fields") and the scenario the API should return. Preview
 tokens bind a plan to the scenario id, the canonical changes and the scenario's fingerprint.
 """
 
@@ -43,7 +43,7 @@ CLEAR_VALUES: dict[str, Any] = {
     "required_secret_names": [],
     "reference_output": "",
 }
-"""Top-level fields the API clears with an empty value (runloop-api.md section 4.3)."""
+"""Top-level fields the API clears with an empty value (docs/upstream-api.md, "Update body fields")."""
 EMPTY_SUBFIELD: dict[str, dict[str, Any]] = {
     "input_context": {"additional_context": {}},
     "scoring_contract": {"scoring_function_parameters": []},
@@ -197,7 +197,8 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
                 if sub in before and sub not in after:
                     after[sub] = empty
         if read_name == "environment" and isinstance(after, dict) and "prebuilt_id" in after:
-            # Removed from the API in 2025 (runloop-api.md 2.4, 4.5): never sent, so the diff shows it dropped.
+            # Removed from the API in 2025 (docs/upstream-api.md, "Fields the API no longer takes"): never sent,
+            # so the diff shows it dropped.
             after = {key: value for key, value in after.items() if key != "prebuilt_id"}
         if before is not _MISSING and canonical(before) == canonical(after):
             expected[read_name] = before
