@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import math
 import os
@@ -11,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -91,10 +91,11 @@ def test_dataset_is_deterministic_and_seed_dependent() -> None:
     assert generate(3, 50).benchmarks == generate(3, 50).benchmarks
 
 
-def test_dataset_generation_is_fast() -> None:
-    start = time.perf_counter()
-    generate_dataset()
-    assert time.perf_counter() - start < 0.5
+def test_dataset_default_size() -> None:
+    # How long generation takes is a figure for bench/emulator.py, not an assertion here.
+    scenarios = generate_dataset()
+    assert len(scenarios) == SCENARIO_COUNT_DEFAULT
+    assert len({s["id"] for s in scenarios}) == SCENARIO_COUNT_DEFAULT
 
 
 def test_dataset_looks_real() -> None:
@@ -681,13 +682,16 @@ def test_drop_connection(emu: Emulator, loopback: LoopbackEmulator) -> None:
 def test_latency(emu: Emulator, loopback: LoopbackEmulator) -> None:
     sid = first_active(emu)["id"]
     loopback.faults.queue(Fault("latency", delay=0.3), Fault("latency", delay=0.3, methods=frozenset({"POST"})))
+    # The delay is really applied: a read timeout below it expires (a slower machine only makes that surer).
     with http_client(loopback, timeout=0.1) as c, pytest.raises(httpx.ReadTimeout):
         c.get("/v1/scenarios", params={"limit": 1})
     with http_client(loopback) as c:
-        start = time.perf_counter()
         response = c.post(f"/v1/scenarios/{sid}", json={"name": "slow-but-applied"})
-        assert time.perf_counter() - start >= 0.3
         assert response.status_code == 200
+    assert loopback.faults.injected == [
+        ("GET", "/v1/scenarios", "latency"),
+        ("POST", f"/v1/scenarios/{sid}", "latency"),
+    ]
     assert emu.get(sid)["name"] == "slow-but-applied"  # type: ignore[index]  # latency serves normally
 
 
@@ -695,12 +699,12 @@ def test_slow_body(emu: Emulator, loopback: LoopbackEmulator, client: httpx.Clie
     expected = client.get("/v1/scenarios", params={"limit": 10}).content
     loopback.faults.queue(Fault("slow_body", delay=0.05), Fault("slow_body", delay=0.2))
     with http_client(loopback) as c:
-        start = time.perf_counter()
         response = c.get("/v1/scenarios", params={"limit": 10})
-        assert time.perf_counter() - start >= 0.3
         assert response.content == expected
+    # The pauses between chunks are really applied: a read timeout below one expires mid-body.
     with http_client(loopback, timeout=0.05) as c, pytest.raises(httpx.ReadTimeout):
         c.get("/v1/scenarios", params={"limit": 10})
+    assert [kind for _, _, kind in loopback.faults.injected] == ["slow_body", "slow_body"]
 
 
 def test_queue_respects_methods(emu: Emulator, loopback: LoopbackEmulator) -> None:
@@ -760,15 +764,20 @@ def test_loopback_lifecycle() -> None:
     with pytest.raises(RuntimeError):
         server.start()
     url = server.base_url
-    idle = httpx.Client(base_url=url, headers=AUTH, timeout=1)
-    assert idle.get("/v1/scenarios").status_code == 200  # leaves a keep-alive connection open
-    start = time.perf_counter()
+    host, port = url.removeprefix("http://").split(":")
+    # A keep-alive connection left open: its handler thread waits on it (for up to 30 s) until stop() wakes it.
+    # The 10 s socket timeout is a hang guard only; how long stop() takes is a figure for bench/emulator.py.
+    idle = http.client.HTTPConnection(host, int(port), timeout=10)
+    idle.request("GET", "/v1/scenarios", headers=AUTH)
+    response = idle.getresponse()
+    assert response.status == 200 and not response.will_close
+    response.read()
     server.stop()
     server.stop()
-    assert time.perf_counter() - start < 2
+    assert idle.sock is not None and idle.sock.recv(1) == b""  # the server closed the idle connection
+    idle.close()
     with pytest.raises(httpx.TransportError):
         httpx.get(url + "/v1/scenarios", headers=AUTH, timeout=1)
-    idle.close()
 
 
 def test_serve_logs_to_stderr_and_stops_on_sigterm() -> None:
