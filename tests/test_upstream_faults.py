@@ -14,6 +14,7 @@ import random
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +33,7 @@ from runloop_scenarios_mcp.errors import (
     UpstreamTimeout,
     WriteOutcomeUnknown,
 )
+from runloop_scenarios_mcp.upstream import client as runloop_client
 from runloop_scenarios_mcp.upstream.client import (
     INITIAL_RETRY_DELAY,
     MAX_RETRY_DELAY,
@@ -101,6 +103,22 @@ def seen(loopback: LoopbackEmulator, method: str) -> int:
     return max(served, sleeping)
 
 
+def record_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays the client module passes to ``anyio.sleep`` from now on (the sleeps still happen)."""
+    slept: list[float] = []
+
+    class RecordingAnyio:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(anyio, name)
+
+        async def sleep(self, delay: float) -> None:
+            slept.append(delay)
+            await anyio.sleep(delay)
+
+    monkeypatch.setattr(runloop_client, "anyio", RecordingAnyio())
+    return slept
+
+
 async def bounded(call: Callable[[], Awaitable[Any]]) -> Any:
     with anyio.fail_after(BOUND):
         return await call()
@@ -120,18 +138,18 @@ async def expect_error(call: Callable[[], Awaitable[Any]], kind: type[UpstreamEr
 # --- reads: statuses and Retry-After ----------------------------------------------------------
 
 
-async def test_429_retry_after_seconds_is_honoured(loopback: LoopbackEmulator) -> None:
+async def test_429_retry_after_seconds_is_honoured(loopback: LoopbackEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     runloop = make_client(loopback.base_url, max_retry_delay=5.0)
     waits = Waits()
+    slept = record_sleeps(monkeypatch)
     loopback.faults.queue(Fault("status", status=429, retry_after="1"))
     sid = active_id(loopback.emulator)
-    started = time.monotonic()
     scenario = await bounded(lambda: runloop.get_scenario(sid, on_wait=waits))
     await runloop.aclose()
     assert scenario == loopback.emulator.get(sid)
     assert waits.delays == [1.0]
     assert "429" in waits.calls[0][2]
-    assert time.monotonic() - started >= 1.0
+    assert slept == [1.0]  # the client really waited the Retry-After before retrying
     assert seen(loopback, "GET") == 2
 
 
@@ -145,15 +163,19 @@ async def test_429_retry_after_ms_wins_over_seconds(loopback: LoopbackEmulator) 
     assert seen(loopback, "GET") == 2
 
 
-async def test_429_retry_after_http_date_is_honoured(loopback: LoopbackEmulator) -> None:
+async def test_429_retry_after_http_date_is_honoured(
+    loopback: LoopbackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client's clock is frozen at a whole second, so the date means exactly 1 s however slow this machine is.
+    now = float(int(time.time()))
+    monkeypatch.setattr(runloop_client, "time", SimpleNamespace(time=lambda: now))
     runloop = make_client(loopback.base_url, max_retry_delay=5.0)
     waits = Waits()
-    when = email.utils.formatdate(time.time() + 2, usegmt=True)  # whole seconds: 1 to 2 s from now
+    when = email.utils.formatdate(now + 1, usegmt=True)
     loopback.faults.queue(Fault("status", status=429, retry_after=when))
     await bounded(lambda: runloop.get_scenario(active_id(loopback.emulator), on_wait=waits))
     await runloop.aclose()
-    assert len(waits.delays) == 1
-    assert 0.5 < waits.delays[0] <= 2.0  # far above the 0.01 s backoff: the date was used
+    assert waits.delays == [1.0]  # far above the 0.01 s backoff: the date was used
     assert seen(loopback, "GET") == 2
 
 
@@ -318,13 +340,14 @@ async def test_slow_body_within_the_timeout_succeeds(loopback: LoopbackEmulator,
 
 async def test_latency_beyond_the_timeout(loopback: LoopbackEmulator) -> None:
     runloop = make_client(loopback.base_url, timeout=0.3, max_retries=2)
+    waits = Waits()
     loopback.faults.queue(*[Fault("latency", delay=1.0)] * 3)
-    started = time.monotonic()
-    message = await expect_error(lambda: runloop.list_scenarios(ListQuery()), UpstreamTimeout)
+    message = await expect_error(lambda: runloop.list_scenarios(ListQuery(), on_wait=waits), UpstreamTimeout)
     await runloop.aclose()
     assert "did not answer in time" in message
     assert seen(loopback, "GET") == 3
-    assert time.monotonic() - started < BOUND
+    # Each attempt was cut off by the timeout, not waited out (expect_error's deadline is the hang guard).
+    assert [reason for _, _, reason in waits.calls] == ["ReadTimeout", "ReadTimeout"]
 
 
 async def test_connection_refused_is_retried_then_reported() -> None:
