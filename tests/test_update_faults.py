@@ -7,6 +7,7 @@ again after a failed write) and leave a journal that never claims a write that d
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -131,23 +132,37 @@ async def test_broken_connection_during_apply_is_reported_as_unknown(
 
 
 async def test_write_that_lands_after_a_timeout_is_never_reported_as_not_written(
-    loopback: LoopbackEmulator, tmp_path: Path
+    loopback: LoopbackEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The POST times out while the API is still working on it; the write lands after our re-read."""
     emulator = loopback.emulator
     scenario = active_scenario(emulator, small_scenario)
     sid = scenario["id"]
+    # The API holds the POST until the tool call is over (not for a fixed time a slow machine could outrun).
+    release = threading.Event()
+    handle = emulator.handle
+
+    def held_post(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            release.wait(timeout=60)  # a hang guard only: the test releases it
+        return handle(request)
+
+    monkeypatch.setattr(emulator, "handle", held_post)
     settings = make_settings(tmp_path, base_url=loopback.base_url, max_retries=0, timeout=0.3)
-    async with Client(build_server(settings), mode="legacy") as client:
-        session = Session(client, "legacy")
-        preview = await preview_update(session, sid, CHANGES)
-        loopback.faults.queue(Fault("latency", delay=0.8, methods=POST))
-        result = await apply_update(session, sid, CHANGES, preview["preview_token"])
+    try:
+        async with Client(build_server(settings), mode="legacy") as client:
+            session = Session(client, "legacy")
+            preview = await preview_update(session, sid, CHANGES)
+            result = await apply_update(session, sid, CHANGES, preview["preview_token"])
+    finally:
+        release.set()
     message = error_text(result)
     assert result.is_error
     assert "nothing was written" not in message and "may" in message
     assert _outcomes(tmp_path / "journal.jsonl") == ["prepared", "unknown"]
-    await anyio.sleep(0.8)
+    with anyio.fail_after(30):  # a hang guard only: the released POST lands at once
+        while not emulator.posts():
+            await anyio.sleep(0.01)
     stored = emulator.get(sid)
     assert stored is not None and stored["name"] == "fault-test-name"  # it did land
 
