@@ -99,14 +99,35 @@ def _make_client(settings: Settings, transport: HttpTransport | None) -> Runloop
 
 
 def serve_mcp(settings: Settings) -> None:
-    """Serve until the client disconnects (stdio) or the process is stopped (HTTP)."""
-    server = build_server(settings)
+    """Serve until the client disconnects (stdio) or SIGINT or SIGTERM stops it; either way a normal return.
+
+    Raises ConfigurationError, before anything is logged, when the HTTP address cannot be listened on.
+    """
     if settings.transport == "stdio":
         from runloop_scenarios_mcp.transport.stdio import serve_stdio
 
+        server = build_server(settings)
         logger.info("server_start transport=stdio emulator=%s read_only=%s", settings.emulator, settings.read_only)
+        _warn_without_key(settings)
         anyio.run(serve_stdio, server)
         return
     from runloop_scenarios_mcp.transport.http import serve_http
+    from runloop_scenarios_mcp.transport.listen import bind_listeners
 
-    serve_http(server, settings)
+    sockets = bind_listeners(settings.host, settings.port)
+    try:
+        server = build_server(settings)
+        _warn_without_key(settings)
+        serve_http(server, settings, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _warn_without_key(settings: Settings) -> None:
+    if settings.api_key is None and not settings.emulator:
+        logger.warning(
+            "no_api_key: RUNLOOP_API_KEY is not set, so every tool answers with how to set it. Set RUNLOOP_API_KEY "
+            "in this server's env settings in the MCP host's configuration, or start with --emulator to try the "
+            "sample data"
+        )

@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--emulator", action="store_true", help="serve from the embedded Runloop emulator (no key)")
     parser.add_argument("--read-only", action="store_true", help="list and allow only read-only tools")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT, help=f"HTTP port (default {DEFAULT_HTTP_PORT})")
+    parser.add_argument("--host", default=None, help="--transport http bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help=f"--transport http port (default {DEFAULT_HTTP_PORT})")
     parser.add_argument(
         "--default-max-tokens",
         type=int,
@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     """Settings from parsed flags and the environment (flags win). Raises ConfigurationError."""
+    if args.transport != "http" and (args.host is not None or args.port is not None):
+        raise ConfigurationError("--port/--host apply to --transport http; add --transport http or drop them")
     # A blank key is what hosts pass for an unset ${env:...} or a dismissed prompt: treat it as no key, so the
     # server starts and every tool says how to set one (instead of the host showing only "connection closed").
     api_key = env.get("RUNLOOP_API_KEY") or None
@@ -144,8 +146,8 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         emulator=args.emulator,
         read_only=args.read_only or _env_flag(env, "RUNLOOP_MCP_READ_ONLY"),
         transport=args.transport,
-        host=args.host,
-        port=args.port,
+        host=args.host if args.host is not None else "127.0.0.1",
+        port=args.port if args.port is not None else DEFAULT_HTTP_PORT,
         http_token=SecretStr(http_token) if http_token else None,
         default_max_tokens=(
             args.default_max_tokens
@@ -184,14 +186,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigurationError as exc:
         parser.exit(2, f"{PROG}: error: {exc}\n")
     configure_logging(settings.log_level, secrets=settings.secret_values)
-    if args.command == "emulator":
-        from runloop_scenarios_mcp.emulator.loopback import serve
+    try:
+        if args.command == "emulator":
+            _serve_emulator(args)
+            return
+        from runloop_scenarios_mcp.app import serve_mcp
 
+        serve_mcp(settings)
+    except ConfigurationError as exc:  # the HTTP address cannot be listened on; nothing was served
+        parser.exit(2, f"{PROG}: error: {exc}\n")
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers are in place (or where there are none)
+        sys.exit(0)
+
+
+def _serve_emulator(args: argparse.Namespace) -> None:
+    from runloop_scenarios_mcp.emulator.loopback import serve
+
+    try:
         serve(host=args.emulator_host, port=args.emulator_port, seed=args.seed, api_key=args.api_key)
-        return
-    from runloop_scenarios_mcp.app import serve_mcp
+    except OSError as exc:  # the emulator binds as it starts: a taken port, an address not of this machine
+        from runloop_scenarios_mcp.transport.listen import bind_error_message
 
-    serve_mcp(settings)
+        raise ConfigurationError(bind_error_message(args.emulator_host, args.emulator_port, exc)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,7 +58,10 @@ def check_or_write(directory: Path, *, write: bool) -> int:
             problems.append("\n".join(list(diff)[:40]) or f"{path}: missing")
     if problems:
         sys.stderr.write(
-            "schemas/ is out of date with the code:\n" + "\n".join(problems) + "\nRun `make schemas` and commit.\n"
+            f"{directory}/ is out of date with the code:\n"
+            + "\n".join(problems)
+            + f"\nRun `make schemas` (or `runloop-scenarios-mcp schemas --write --dir {directory}`) and commit.\n"
         )
         return 1
+    sys.stderr.write(f"{directory}/ is up to date: {len(expected)} files\n")
     return 0

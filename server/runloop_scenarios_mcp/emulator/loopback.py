@@ -373,7 +373,12 @@ def serve(
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     loopback.start()
     try:
-        sys.stderr.write(f"Runloop emulator listening on {loopback.base_url}\n")
+        key = "<your --api-key>" if api_key is not None else "any"
+        sys.stderr.write(
+            f"Runloop emulator listening on {loopback.base_url} (Ctrl-C stops it)\n"
+            f"Point the MCP server at it: RUNLOOP_BASE_URL={loopback.base_url} RUNLOOP_API_KEY={key} "
+            "runloop-scenarios-mcp\n"
+        )
         sys.stderr.flush()
         while not stopping.wait(0.2):
             pass

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -91,9 +95,15 @@ class _RefuseBrowserOrigins:
         await self._app(scope, receive, send)
 
 
-def serve_http(server: MCPServer[Any], settings: Settings) -> None:
-    """Serve ``server`` over streamable HTTP until the process is stopped."""
+def serve_http(server: MCPServer[Any], settings: Settings, sockets: list[socket.socket]) -> None:
+    """Serve ``server`` over streamable HTTP on ``sockets`` (bound to the settings' address) until a signal stops it.
+
+    The first SIGINT or SIGTERM is uvicorn's graceful shutdown (open streams get a few seconds), then
+    the process ends with exit code 0; a second signal cancels what is left.
+    """
     import uvicorn
+
+    from runloop_scenarios_mcp.transport.lifecycle import serve_until_signal
 
     url = f"http://{f'[{settings.host}]' if ':' in settings.host else settings.host}:{settings.port}/mcp"
     logger.info(
@@ -103,5 +113,31 @@ def serve_http(server: MCPServer[Any], settings: Settings) -> None:
         settings.read_only,
         "required" if settings.http_token is not None else "none",
     )
-    config = uvicorn.Config(http_app(server, settings), host=settings.host, port=settings.port, log_level="warning")
-    anyio.run(uvicorn.Server(config).serve)
+
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # serve_until_signal watches the signals: uvicorn's own handler would raise them again after
+            # its shutdown, which ends the process with a KeyboardInterrupt traceback or status -15.
+            if sys.platform == "win32":  # pragma: no cover - no serve_until_signal there; the CLI catches Ctrl-C
+                with super().capture_signals():
+                    yield
+                return
+            yield
+
+    config = uvicorn.Config(
+        http_app(server, settings), log_level="warning", timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN
+    )
+    uvicorn_server = Server(config)
+
+    def stop() -> None:
+        uvicorn_server.should_exit = True
+
+    async def serve() -> None:
+        await uvicorn_server.serve(sockets=sockets)
+
+    anyio.run(serve_until_signal, serve, stop)
+
+
+_GRACEFUL_SHUTDOWN = 5
+"""Seconds open responses (a client's event stream) get to finish once a stop signal arrived."""
