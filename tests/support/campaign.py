@@ -217,7 +217,6 @@ class Campaign:
                 else:
                     await self._update(client, self.report.calls)
             self.plan.clear()
-        await self._settle()
         self._check_final()
 
     # -- one call, with its bound --------------------------------------------------------------
@@ -286,19 +285,27 @@ class Campaign:
         body = preview.structured_content["upstream_body"]
         before = self.emulator.get(sid)
         assert before is not None
-        mark = len(self.plan.injected)
+        mark, posts = len(self.plan.injected), len(self.emulator.posts())
         arguments = {"scenario_id": sid, "changes": changes, "dry_run": False, "preview_token": token}
         result = await self._call(client, "update_scenario", arguments)
-        await self._settle(since=mark)
+        await self._settle(sid, since=mark, posts_before=posts)
         self._judge_apply(sid, before, body, result)
 
-    async def _settle(self, since: int = 0) -> None:
-        """Wait out delayed faults on writes: a POST held back by a latency fault lands after the client gave up."""
-        delays = [0.0]
-        for method, _, kind in self.plan.injected[since:]:
-            if method == "POST" and kind in ("latency", "slow_body"):
-                delays.append(self.config.timeout * 2.5)
-        await anyio.sleep(max(delays))
+    async def _settle(self, sid: str, *, since: int, posts_before: int) -> None:
+        """Wait until every POST of this apply that got a fault is in the emulator's request log.
+
+        A POST held back by a latency fault lands after the client gave up. Every faulted POST is logged
+        exactly once, and an apply's last POST is the only one that can be unfaulted or still held back
+        (a POST is retried only after a 429), so the apply is settled when the log has as many new POSTs
+        as the fault plan faulted. Polled, with ``call_bound`` as a hang guard only, instead of a fixed
+        sleep that a slow machine could outrun.
+        """
+        faulted = sum(1 for method, _, _ in self.plan.injected[since:] if method == "POST")
+        with anyio.move_on_after(self.config.call_bound) as scope:
+            while len(self.emulator.posts()) - posts_before < faulted:
+                await anyio.sleep(0.01)
+        if scope.cancelled_caught:
+            self.report.hung.append(f"apply to {sid}: a faulted POST never reached the emulator")
 
     def _judge_apply(
         self, sid: str, before: dict[str, Any], body: dict[str, Any], result: CallToolResult | None
