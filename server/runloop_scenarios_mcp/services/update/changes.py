@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from runloop_scenarios_mcp.errors import InvalidChanges
-from runloop_scenarios_mcp.upstream.models import READ_ONLY_FIELDS, ScenarioView, ScoringFunction
+from runloop_scenarios_mcp.upstream.models import READ_ONLY_FIELDS, UPDATE_FIELD_NAMES, ScenarioView, ScoringFunction
 
 MAX_DEPTH = 64
 """Deepest nesting of objects and arrays accepted in ``changes`` (a scenario needs fewer than 10)."""
@@ -220,9 +220,11 @@ def _suggest(key: str, known: list[str]) -> str | None:
 def _unknown_key(path: tuple[str, ...], known: list[str]) -> InvalidChanges:
     suggestion = _suggest(path[-1], known)
     if suggestion is not None:
-        return _fail(f'Unknown field {_where(path)}; did you mean "{_show(suggestion)}"?')
-    where = "at the top level" if len(path) == 1 else f"in {_where(path[:-1])}"
-    return _fail(f"Unknown field {_where(path)}; the fields {where} are: {_known_list(known)}.")
+        return _fail(f'{_where(path)} is an unknown field; did you mean "{_show(suggestion)}"?')
+    if len(path) == 1:
+        updatable = ", ".join(UPDATE_FIELD_NAMES)
+        return _fail(f"{_where(path)} is an unknown field; update_scenario can change: {updatable}.")
+    return _fail(f"{_where(path)} is an unknown field; the fields of {_where(path[:-1])} are: {_known_list(known)}.")
 
 
 def _kind(value: Any) -> str:
@@ -506,8 +508,15 @@ def _check_complete(new: dict[str, Any], name: str, where: tuple[str, ...]) -> N
     if new.get("weight") is None:
         missing.append("weight")
     if missing:
-        example_scorer = _EXAMPLE_SCORERS.get(kind if isinstance(kind, str) else "", _EXAMPLE_SCORERS["command_scorer"])
-        example = _json({name: {"scorer": example_scorer, "weight": 0.25}})
+        example_scorer: Any = _EXAMPLE_SCORERS["command_scorer"]
+        if isinstance(scorer, dict) and isinstance(kind, str):  # theirs, with any missing required field filled in
+            example_scorer = {**_EXAMPLE_SCORERS.get(kind, {}), **scorer}
+            if len(_json(example_scorer)) > 2 * _VALUE_SHOWN:
+                example_scorer = _EXAMPLE_SCORERS.get(kind, {"type": kind})
+        weight = new.get("weight")
+        example = _json(
+            {name: {"scorer": example_scorer, "weight": weight if isinstance(weight, int | float) else 0.25}}
+        )
         raise _fail(f"{_where(where)}: a new scorer needs {' and '.join(missing)}; e.g. {example}.")
 
 
@@ -537,6 +546,11 @@ def _dotted_refusal(key: str, segments: tuple[str, ...], value: Any, current: di
         path = tuple(segment for segment in segments if segment)
         example = f" e.g. {_json(_nest(path, value))}" if path else ""
         return f"{shown} is not a field path (it has an empty segment); send the nested form{example}."
+    for held in current:
+        if "." in held and key.startswith(held + "."):
+            return (
+                f'{shown} is ambiguous: the scenario has a field literally named "{_show(held)}"; send the nested form.'
+            )
     head = segments[0]
     if head not in TOP_FIELDS and head not in current:
         suggestion = _suggest(head, list(TOP_FIELDS))
@@ -555,11 +569,6 @@ def _dotted_refusal(key: str, segments: tuple[str, ...], value: Any, current: di
             return f"{shown}: scorers are patched by name, not position; send {example} instead."
         where = ".".join(_show(s) for s in segments[:numeric])
         return f"{shown}: {where} is a list, and a list is replaced whole; send the complete new list at {where}."
-    for held in current:
-        if "." in held and key.startswith(held + "."):
-            return (
-                f'{shown} is ambiguous: the scenario has a field literally named "{_show(held)}"; send the nested form.'
-            )
     shape: _Shape = SCENARIO_SHAPE
     for index, segment in enumerate(segments):
         rest = segments[index + 1 :]
@@ -586,8 +595,8 @@ def _expand_dotted(current: dict[str, Any], changes: dict[str, Any]) -> dict[str
             continue
         segments = tuple(key.split("."))
         if key in current:
-            if current[key] == value:
-                continue  # a field of the scenario literally named so, sent back unchanged: plan_update skips it
+            if current[key] == value or (segments[0] not in TOP_FIELDS and segments[0] not in current):
+                continue  # a field the scenario holds under this very name, and no other reading: left to plan_update
             raise _fail(
                 f'"{_show(key)}" is ambiguous: the scenario has a field literally named so, and a dotted key is '
                 "also read as a path; send the nested form of the path you mean."
