@@ -248,6 +248,7 @@ REFUSED: list[tuple[dict[str, Any], list[str]]] = [
     ({"name.first": "x"}, ['name is not an object; send {"name": "<new value>"} instead']),
     ({"metadata.": "x"}, ["empty segment", '{"metadata": "x"}']),
     ({"a.b.c.d.e.f.g.h.i.j": 1}, ["too many dots"]),
+    ({"environment_parameters.blueprint_id": "bpt_1"}, ["use environment"]),
     # scorers by name
     (scorers({"test": {"weight": 0.5}}), ['no scorer is named "test"; did you mean "tests"?', "tests, lint, judge"]),
     (scorers({"test": None}), ['no scorer is named "test"', 'did you mean "tests"?']),

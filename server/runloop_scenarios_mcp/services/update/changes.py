@@ -552,6 +552,8 @@ def _dotted_refusal(key: str, segments: tuple[str, ...], value: Any, current: di
                 f'{shown} is ambiguous: the scenario has a field literally named "{_show(held)}"; send the nested form.'
             )
     head = segments[0]
+    if head == REQUEST_ONLY_FIELD:
+        return f"{shown}: use environment, as get_scenario shows it (the server sends it as {REQUEST_ONLY_FIELD})."
     if head not in TOP_FIELDS and head not in current:
         suggestion = _suggest(head, list(TOP_FIELDS))
         hint = f'; did you mean "{_show(suggestion)}"?' if suggestion is not None else "."
