@@ -22,6 +22,7 @@ import anyio
 import httpx
 import pytest
 
+from runloop_scenarios_mcp.config import DEFAULT_RETRY_INITIAL_DELAY
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator
 from runloop_scenarios_mcp.errors import (
@@ -35,7 +36,6 @@ from runloop_scenarios_mcp.errors import (
 )
 from runloop_scenarios_mcp.upstream import client as runloop_client
 from runloop_scenarios_mcp.upstream.client import (
-    INITIAL_RETRY_DELAY,
     MAX_RETRY_DELAY,
     ListQuery,
     RunloopClient,
@@ -587,7 +587,7 @@ def test_retry_delay_backoff(attempt: int, base: float) -> None:
 )
 def test_retry_delay_honours_a_sane_retry_after(retry_after: float, expected: float | None) -> None:
     delay = retry_delay(2, retry_after, rng=FixedRandom(0.0))
-    assert delay == (expected if expected is not None else 4 * INITIAL_RETRY_DELAY)
+    assert delay == (expected if expected is not None else 4 * DEFAULT_RETRY_INITIAL_DELAY)
 
 
 def test_retry_delay_respects_custom_initial_and_cap() -> None:

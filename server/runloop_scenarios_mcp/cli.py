@@ -19,10 +19,14 @@ from pydantic import SecretStr
 from runloop_scenarios_mcp import __version__
 from runloop_scenarios_mcp.config import (
     DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HTTP_PORT,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_TOKENS,
     DEFAULT_MAX_TOKENS_CAP,
     DEFAULT_TIMEOUT,
+    LOG_LEVELS,
     Settings,
     default_journal_path,
 )
@@ -85,9 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
-        help="upstream request timeout in seconds (default 30; 5 s to connect)",
+        help=(
+            f"upstream request timeout in seconds (default {DEFAULT_TIMEOUT:g}; {DEFAULT_CONNECT_TIMEOUT:g} s to "
+            "connect)"
+        ),
     )
-    parser.add_argument("--max-retries", type=int, default=5, help="upstream retries of a read (default 5)")
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=DEFAULT_MAX_RETRIES,
+        help=f"upstream retries of a read (default {DEFAULT_MAX_RETRIES})",
+    )
     parser.add_argument(
         "--journal",
         type=Path,
@@ -97,10 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        choices=LOG_LEVELS,
         type=str.upper,
         default=None,
-        help="level of the log lines on stderr (default INFO, or RUNLOOP_MCP_LOG_LEVEL)",
+        help=f"level of the log lines on stderr (default {DEFAULT_LOG_LEVEL}, or RUNLOOP_MCP_LOG_LEVEL)",
     )
 
     commands = parser.add_subparsers(dest="command", metavar="{emulator,demo,schemas,journal}")
@@ -157,7 +169,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         max_tokens_cap=args.max_tokens_cap,
         timeout=args.timeout,
         max_retries=args.max_retries,
-        log_level=args.log_level or (env.get("RUNLOOP_MCP_LOG_LEVEL") or "INFO").upper(),  # type: ignore[arg-type]
+        log_level=args.log_level or (env.get("RUNLOOP_MCP_LOG_LEVEL") or DEFAULT_LOG_LEVEL).upper(),  # type: ignore[arg-type]
         journal_path=journal or default_journal_path(env, emulator=args.emulator),
         **extra,  # type: ignore[arg-type]
     )

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -24,6 +24,8 @@ DEFAULT_MAX_TOKENS = 4000
 DEFAULT_MAX_TOKENS_CAP = 20000
 MIN_MAX_TOKENS = 500
 """The smallest page budget: enough for the result envelope, a hint and one clipped scenario."""
+MAX_MAX_TOKENS_CAP = 1_000_000
+"""The largest --max-tokens-cap accepted."""
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_MAX_RETRIES = 5
@@ -33,11 +35,15 @@ DEFAULT_RETRY_INITIAL_DELAY = 1.0
 DEFAULT_RETRY_BUDGET = 120.0
 """Seconds one call may spend waiting between retries, so every tool call ends in bounded time."""
 DEFAULT_HTTP_PORT = 8000
+DEFAULT_CONFIRM_TIMEOUT = 300.0
+"""Seconds to wait for a person to answer the confirmation (elicitation) before refusing to write."""
 EMULATOR_API_KEY = "emulator-key"
 """The bearer token the in-process emulator is sent; not a secret, there is no account behind it."""
 
 Transport = Literal["stdio", "http"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
+DEFAULT_LOG_LEVEL: LogLevel = "INFO"
 
 
 def default_journal_path(env: Mapping[str, str], *, emulator: bool = False) -> Path:
@@ -70,11 +76,11 @@ class Settings:
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_initial_delay: float = DEFAULT_RETRY_INITIAL_DELAY
     retry_budget: float = DEFAULT_RETRY_BUDGET
-    log_level: LogLevel = "INFO"
+    log_level: LogLevel = DEFAULT_LOG_LEVEL
     journal_path: Path = field(default_factory=lambda: default_journal_path(os.environ))
     preview_ttl: int = 600
     """Seconds a preview token stays valid."""
-    confirm_timeout: float = 300.0
+    confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT
     """Seconds to wait for a person to answer the confirmation (elicitation) before refusing to write."""
 
     def __post_init__(self) -> None:
@@ -103,9 +109,9 @@ def _check(s: Settings) -> None:
         raise ConfigurationError(f"RUNLOOP_BASE_URL={s.base_url!r} is not an http(s) URL; use e.g. {DEFAULT_BASE_URL}")
     if s.api_key is not None and not s.api_key.get_secret_value().strip():
         raise ConfigurationError("RUNLOOP_API_KEY is set but empty; set it to your Runloop API key or unset it")
-    if not MIN_MAX_TOKENS <= s.max_tokens_cap <= 1_000_000:
+    if not MIN_MAX_TOKENS <= s.max_tokens_cap <= MAX_MAX_TOKENS_CAP:
         raise ConfigurationError(
-            f"--max-tokens-cap must be between {MIN_MAX_TOKENS} and 1000000; got {s.max_tokens_cap}"
+            f"--max-tokens-cap must be between {MIN_MAX_TOKENS} and {MAX_MAX_TOKENS_CAP}; got {s.max_tokens_cap}"
         )
     if not MIN_MAX_TOKENS <= s.default_max_tokens <= s.max_tokens_cap:
         raise ConfigurationError(
@@ -134,7 +140,7 @@ def _check(s: Settings) -> None:
             f"--host {s.host} is not a loopback address: set RUNLOOP_MCP_HTTP_TOKEN to a bearer token that "
             "HTTP clients must send, or bind 127.0.0.1"
         )
-    if s.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigurationError(f"log level {s.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    if s.log_level not in LOG_LEVELS:
+        raise ConfigurationError(f"log level {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if len(s.secret.get_secret_value()) < 16:
         raise ConfigurationError("RUNLOOP_MCP_SECRET must be at least 16 characters long")

@@ -11,20 +11,22 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runloop_scenarios_mcp.config import MIN_MAX_TOKENS
+from runloop_scenarios_mcp.config import DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_CAP, MIN_MAX_TOKENS
 from runloop_scenarios_mcp.upstream.models import ValidationType
 
-MAX_LIST_LIMIT = 1000
+MAX_SCENARIOS_PER_PAGE = 1000
+"""The largest ``limit`` a list_scenarios call may ask for (the API itself allows more per upstream page)."""
 
 MaxTokens = Annotated[
     int | None,
     Field(
         ge=MIN_MAX_TOKENS,
         description=(
-            f"Token budget for this result (at least {MIN_MAX_TOKENS}, at most the server's cap, 20000 by default). "
-            "Omit for the server default (4000). The whole result is guaranteed to fit."
+            f"Token budget for this result (at least {MIN_MAX_TOKENS}, at most the server's cap, "
+            f"{DEFAULT_MAX_TOKENS_CAP} by default). Omit for the server default ({DEFAULT_MAX_TOKENS}). The whole "
+            "result is guaranteed to fit."
         ),
-        examples=[4000],
+        examples=[DEFAULT_MAX_TOKENS],
     ),
 ]
 ScenarioId = Annotated[
@@ -89,7 +91,10 @@ class ListScenariosInput(ToolInput):
     )
     max_tokens: MaxTokens = None
     limit: int | None = Field(
-        None, ge=1, le=MAX_LIST_LIMIT, description="At most this many scenarios on this page (1-1000)."
+        None,
+        ge=1,
+        le=MAX_SCENARIOS_PER_PAGE,
+        description=f"At most this many scenarios on this page (1-{MAX_SCENARIOS_PER_PAGE}).",
     )
     fields: list[str] | None = Field(
         None,

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from runloop_scenarios_mcp.errors import InvalidCursor
+from runloop_scenarios_mcp.upstream.models import LIST_FILTERS
 
 MAX_TOKEN_LENGTH = 8192
 _MAC_BYTES = 20
@@ -89,9 +90,6 @@ def canonical(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-_FILTER_ORDER = ("name", "benchmark_id", "validation_type", "search")
-
-
 def _escape(value: str) -> str:
     return quote(value, safe="*").replace(".", "%2E").replace("~", "%7E")
 
@@ -103,16 +101,16 @@ def _pack(query: dict[str, Any]) -> str:
     """
     fields = query["fields"]
     parts = [",".join(_escape(f) for f in fields) if fields is not None else ""]
-    parts += [_escape(query["filters"][key]) if key in query["filters"] else "" for key in _FILTER_ORDER]
+    parts += [_escape(query["filters"][key]) if key in query["filters"] else "" for key in LIST_FILTERS]
     return "~".join(parts).rstrip("~")
 
 
 def _unpack(packed: str) -> dict[str, Any] | None:
     parts = packed.split("~")
-    if len(parts) > 1 + len(_FILTER_ORDER):
+    if len(parts) > 1 + len(LIST_FILTERS):
         return None
     fields = [unquote(f, errors="strict") for f in parts[0].split(",")] if parts[0] else None
-    filters = {key: unquote(v, errors="strict") for key, v in zip(_FILTER_ORDER, parts[1:], strict=False) if v}
+    filters = {key: unquote(v, errors="strict") for key, v in zip(LIST_FILTERS, parts[1:], strict=False) if v}
     return {"filters": filters, "fields": fields}
 
 

@@ -18,6 +18,7 @@ from runloop_scenarios_mcp.services.reading import get_page
 from runloop_scenarios_mcp.services.state import AppState
 from runloop_scenarios_mcp.tools.registry import max_tokens_of, register
 from runloop_scenarios_mcp.upstream.client import OnWait
+from runloop_scenarios_mcp.upstream.models import LIST_FILTERS
 
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=True)
 
@@ -26,11 +27,7 @@ READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotent
 
 
 async def _list_scenarios(state: AppState, args: ListScenariosInput, on_wait: OnWait) -> dict[str, Any]:
-    filters = {
-        key: value
-        for key in ("name", "benchmark_id", "validation_type", "search")
-        if (value := getattr(args, key)) is not None
-    }
+    filters = {key: value for key in LIST_FILTERS if (value := getattr(args, key)) is not None}
     request = ListRequest(
         filters=filters,
         fields=normalize_fields(args.fields),

@@ -17,6 +17,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError, WithJsonSchema
 
+from runloop_scenarios_mcp.config import MIN_MAX_TOKENS
 from runloop_scenarios_mcp.errors import InvalidArgument, RunloopMcpError, to_tool_message
 from runloop_scenarios_mcp.services.budget import to_json
 from runloop_scenarios_mcp.services.contracts import ToolInput, ToolResult
@@ -141,5 +142,7 @@ def max_tokens_of(state: AppState, requested: int | None) -> int:
     if requested is None:
         return state.settings.default_max_tokens
     if requested > cap:
-        raise InvalidArgument(f"max_tokens={requested} is above this server's cap; send a number from 500 to {cap}")
+        raise InvalidArgument(
+            f"max_tokens={requested} is above this server's cap; send a number from {MIN_MAX_TOKENS} to {cap}"
+        )
     return requested

@@ -23,6 +23,14 @@ import anyio
 import httpx
 
 from runloop_scenarios_mcp import __version__
+from runloop_scenarios_mcp.config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_BUDGET,
+    DEFAULT_RETRY_INITIAL_DELAY,
+    DEFAULT_TIMEOUT,
+)
 from runloop_scenarios_mcp.errors import (
     InvalidArgument,
     MalformedResponse,
@@ -34,17 +42,15 @@ from runloop_scenarios_mcp.errors import (
     clean_detail,
     status_message,
 )
+from runloop_scenarios_mcp.upstream.models import LIST_FILTERS
 
 logger = logging.getLogger(__name__)
 
-INITIAL_RETRY_DELAY = 1.0
-"""Seconds before the first retry; doubles each time (as the official SDKs)."""
 MAX_RETRY_DELAY = 60.0
 """Cap of one backoff delay, and of an honoured Retry-After (as the official SDKs)."""
-RETRY_BUDGET = 120.0
-"""Seconds a single call may spend waiting between retries, so every tool call ends in bounded time."""
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
-MAX_LIST_LIMIT = 5000
+API_MAX_LIMIT = 5000
+"""The largest ``limit`` the API's list endpoint documents ("Max is 5000"); a larger one is never sent."""
 MAX_ID_LENGTH = 256
 MAX_FILTER_LENGTH = 2048
 
@@ -90,7 +96,7 @@ def retry_delay(
     attempt: int,
     retry_after: float | None,
     *,
-    initial: float = INITIAL_RETRY_DELAY,
+    initial: float = DEFAULT_RETRY_INITIAL_DELAY,
     cap: float = MAX_RETRY_DELAY,
     rng: random.Random | None = None,
 ) -> float:
@@ -125,10 +131,10 @@ class ListQuery:
     include_total_count: bool | None = None
 
     def params(self) -> dict[str, str]:
-        if self.limit is not None and not 1 <= self.limit <= MAX_LIST_LIMIT:
-            raise InvalidArgument(f"limit must be between 1 and {MAX_LIST_LIMIT}; got {self.limit}")
+        if self.limit is not None and not 1 <= self.limit <= API_MAX_LIMIT:
+            raise InvalidArgument(f"limit must be between 1 and {API_MAX_LIMIT}; got {self.limit}")
         out: dict[str, str] = {}
-        for key in ("name", "benchmark_id", "validation_type", "search", "starting_after"):
+        for key in (*LIST_FILTERS, "starting_after"):
             value = getattr(self, key)
             if value is not None:
                 if len(value) > MAX_FILTER_LENGTH:  # beyond any real name or id, and beyond what a URL can carry
@@ -156,12 +162,12 @@ class RunloopClient:
         *,
         api_key: str,
         base_url: str,
-        timeout: float = 30.0,
-        connect_timeout: float = 5.0,
-        max_retries: int = 5,
-        initial_retry_delay: float = INITIAL_RETRY_DELAY,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        initial_retry_delay: float = DEFAULT_RETRY_INITIAL_DELAY,
         max_retry_delay: float = MAX_RETRY_DELAY,
-        retry_budget: float = RETRY_BUDGET,
+        retry_budget: float = DEFAULT_RETRY_BUDGET,
         transport: HttpTransport | None = None,
     ) -> None:
         self._api_key = api_key
@@ -292,7 +298,7 @@ class RunloopClient:
                 response.status_code,
                 f"The Runloop API answered with a redirect (HTTP {response.status_code}"
                 + (f" to {location}" if location else "")
-                + "), which this server does not follow. Check RUNLOOP_BASE_URL (the default is https://api.runloop.ai).",
+                + f"), which this server does not follow. Check RUNLOOP_BASE_URL (the default is {DEFAULT_BASE_URL}).",
                 detail=location or None,
             )
         if not response.content:

@@ -11,7 +11,7 @@ JSON and give typed access where logic needs it (preview validation, summaries).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
@@ -30,15 +30,11 @@ ScorerType: TypeAlias = Literal[
     "test_based_scorer",
 ]
 
-VALIDATION_TYPES: tuple[str, ...] = ("UNSPECIFIED", "FORWARD", "REVERSE", "EVALUATION")
-SCORER_TYPES: tuple[str, ...] = (
-    "ast_grep_scorer",
-    "bash_script_scorer",
-    "command_scorer",
-    "custom_scorer",
-    "python_script_scorer",
-    "test_based_scorer",
-)
+VALIDATION_TYPES: tuple[str, ...] = get_args(ValidationType)
+SCORER_TYPES: tuple[str, ...] = get_args(ScorerType)
+LIST_FILTERS: tuple[str, ...] = ("name", "benchmark_id", "validation_type", "search")
+"""The list endpoint's filters (upstream-api.md "List parameters"): what list_scenarios passes through. List
+cursors pack the filters in this order, so reordering it invalidates the cursors already handed out."""
 SCORING_FUNCTION_NAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
 
 # A number as JSON has it: int stays int and float stays float, so a round trip is exact.

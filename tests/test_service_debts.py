@@ -1,0 +1,87 @@
+"""Debts found in review (issue 10): one definition per name and default, and the checks that keep it so."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, get_args
+
+from runloop_scenarios_mcp import config
+from runloop_scenarios_mcp.emulator import data as emulator_data
+from runloop_scenarios_mcp.services.contracts import MAX_SCENARIOS_PER_PAGE, ListScenariosInput
+from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
+from runloop_scenarios_mcp.upstream import client as upstream_client
+from runloop_scenarios_mcp.upstream.client import API_MAX_LIMIT, ListQuery, RunloopClient
+from runloop_scenarios_mcp.upstream.models import (
+    LIST_FILTERS,
+    SCORER_TYPES,
+    VALIDATION_TYPES,
+    ScorerType,
+    ValidationType,
+)
+
+# --- one list of filter names --------------------------------------------------------------
+
+
+def test_the_list_filters_are_the_filter_arguments_of_the_tool_and_of_the_upstream_query() -> None:
+    tool_arguments = tuple(ListScenariosInput.model_fields)
+    assert tool_arguments[: len(LIST_FILTERS)] == LIST_FILTERS
+    query_fields = tuple(field.name for field in dataclasses.fields(ListQuery))
+    assert query_fields[: len(LIST_FILTERS)] == LIST_FILTERS
+
+
+def test_every_list_filter_is_sent_upstream_and_packed_in_a_cursor() -> None:
+    filters: dict[str, Any] = {name: f"v-{name}" for name in LIST_FILTERS}
+    assert {key: value for key, value in ListQuery(**filters).params().items() if key in filters} == filters
+    codec = CursorCodec("s" * 32)
+    state = codec.decode(codec.encode(CursorState(after="scn_1", query={"filters": filters, "fields": None})))
+    assert state.query["filters"] == filters
+
+
+def test_cursor_packing_order_is_the_list_filter_order() -> None:
+    """Reordering LIST_FILTERS changes how cursors are packed: this pins the order cursors were issued with."""
+    assert LIST_FILTERS == ("name", "benchmark_id", "validation_type", "search")
+
+
+# --- one definition per enumeration and per limit -----------------------------------------
+
+
+def test_type_tuples_are_the_literal_types() -> None:
+    assert get_args(ValidationType) == VALIDATION_TYPES
+    assert get_args(ScorerType) == SCORER_TYPES
+    assert get_args(config.LogLevel) == config.LOG_LEVELS
+
+
+def test_the_emulator_models_the_same_enumerations() -> None:
+    """The emulator is independent of the client code (a separate layer), so it spells them itself: they agree."""
+    assert emulator_data.VALIDATION_TYPES == VALIDATION_TYPES
+    assert emulator_data.SCORER_TYPES == SCORER_TYPES
+
+
+def test_the_two_list_limits_have_distinct_names() -> None:
+    assert MAX_SCENARIOS_PER_PAGE == 1000  # what a list_scenarios caller may ask for
+    assert API_MAX_LIMIT == 5000  # what the API's list endpoint accepts
+    assert not hasattr(upstream_client, "MAX_LIST_LIMIT")
+
+
+# --- every default defined once ------------------------------------------------------------
+
+
+def test_the_upstream_client_defaults_are_the_settings_defaults() -> None:
+    client = RunloopClient(api_key="k", base_url=config.DEFAULT_BASE_URL)
+    settings = config.Settings()
+    assert client._timeout == settings.timeout == config.DEFAULT_TIMEOUT
+    assert client._http.timeout.connect == settings.connect_timeout == config.DEFAULT_CONNECT_TIMEOUT
+    assert client._max_retries == settings.max_retries == config.DEFAULT_MAX_RETRIES
+    assert client._initial_retry_delay == settings.retry_initial_delay == config.DEFAULT_RETRY_INITIAL_DELAY
+    assert client._retry_budget == settings.retry_budget == config.DEFAULT_RETRY_BUDGET
+    assert settings.confirm_timeout == config.DEFAULT_CONFIRM_TIMEOUT
+    assert settings.log_level == config.DEFAULT_LOG_LEVEL
+
+
+def test_the_published_budget_texts_name_the_defaults() -> None:
+    schema = ListScenariosInput.model_json_schema()["properties"]
+    budget = schema["max_tokens"]["description"]
+    assert f"at least {config.MIN_MAX_TOKENS}" in budget
+    assert f"{config.DEFAULT_MAX_TOKENS_CAP} by default" in budget
+    assert f"server default ({config.DEFAULT_MAX_TOKENS})" in budget
+    assert f"(1-{MAX_SCENARIOS_PER_PAGE})" in schema["limit"]["description"]
