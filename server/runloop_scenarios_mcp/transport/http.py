@@ -14,7 +14,7 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runloop_scenarios_mcp.config import Settings, is_loopback
 
@@ -98,8 +98,9 @@ class _RefuseBrowserOrigins:
 def serve_http(server: MCPServer[Any], settings: Settings, sockets: list[socket.socket]) -> None:
     """Serve ``server`` over streamable HTTP on ``sockets`` (bound to the settings' address) until a signal stops it.
 
-    The first SIGINT or SIGTERM is uvicorn's graceful shutdown (open streams get a few seconds), then
-    the process ends with exit code 0; a second signal cancels what is left.
+    The first SIGINT or SIGTERM ends the requests in flight (event streams included; a client may
+    reconnect to another server) and runs uvicorn's graceful shutdown, then the process ends with exit
+    code 0; a second signal cancels what is left.
     """
     import uvicorn
 
@@ -125,13 +126,13 @@ def serve_http(server: MCPServer[Any], settings: Settings, sockets: list[socket.
                 return
             yield
 
-    config = uvicorn.Config(
-        http_app(server, settings), log_level="warning", timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN
-    )
+    app = EndOnStop(http_app(server, settings))
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN)
     uvicorn_server = Server(config)
 
     def stop() -> None:
         uvicorn_server.should_exit = True
+        app.stop()
 
     async def serve() -> None:
         await uvicorn_server.serve(sockets=sockets)
@@ -140,4 +141,59 @@ def serve_http(server: MCPServer[Any], settings: Settings, sockets: list[socket.
 
 
 _GRACEFUL_SHUTDOWN = 5
-"""Seconds open responses (a client's event stream) get to finish once a stop signal arrived."""
+"""Seconds uvicorn waits for open connections after a stop, before it cancels them (a backstop: EndOnStop ends them)."""
+
+
+class EndOnStop:
+    """Ends every request in flight when the server stops, and answers 503 to any that arrive after.
+
+    A 2025-11-25 client's GET event stream never ends on its own: uvicorn's graceful shutdown would
+    wait for it until its timeout and then cancel it with a traceback. A response already started is
+    ended with its last (empty) chunk, one not started yet is a 503.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._in_flight: set[anyio.CancelScope] = set()
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        for scope in list(self._in_flight):
+            scope.cancel()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        if self._stopping:
+            await _stopping_response(scope, receive, send)
+            return
+        started = complete = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started, complete
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete = True
+            await send(message)
+
+        with anyio.CancelScope() as cancel:
+            self._in_flight.add(cancel)
+            try:
+                await self._app(scope, receive, tracked_send)
+            finally:
+                self._in_flight.discard(cancel)
+        if cancel.cancelled_caught and not complete:
+            if started:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await _stopping_response(scope, receive, send)
+
+
+async def _stopping_response(scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(
+        {"error": "unavailable", "message": "the server is stopping"}, status_code=503, headers={"Connection": "close"}
+    )
+    await response(scope, receive, send)
