@@ -1,14 +1,14 @@
 """The undo journal: written and fsync'd before each write, truthful about outcomes, and undoable.
 
-The undo path is tested end to end: the apply result's hint names a command, the real console script
-prints the changes, and one more guarded update (dry run, then apply) restores the previous version.
+The undo path is tested end to end: the apply result's hint names the journal entry to pass as
+``restore``, and one more guarded update (dry run, then apply) restores the previous version; the
+real console script's ``journal undo`` prints the same way back for people.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -171,22 +171,29 @@ async def test_undo_from_the_journal_restores_the_previous_version(
     applied = result.structured_content
     assert applied is not None
     assert canonical_json(emulator.get(sid)) != canonical_json(scenario)
-    # the hint's command, run as the user would
-    command = re.search(r"`(runloop-scenarios-mcp journal undo [^`]+)`", applied["hint"])
-    assert command is not None, applied["hint"]
-    assert applied["journal_entry"] in command.group(1)
-    printed = _run(command.group(1))
+    # the hint names the MCP way back: restore=<journal entry>
+    entry = applied["journal_entry"]
+    assert f'restore="{entry}"' in applied["hint"], applied["hint"]
+    # the shell command prints the same way back for people
+    printed = _run(
+        f"runloop-scenarios-mcp journal undo {entry} --journal {shlex.quote(str(tmp_path / 'journal.jsonl'))}"
+    )
     assert printed.returncode == 0, printed.stderr
-    assert "update_scenario" in printed.stderr and "dry_run=false" in printed.stderr
-    arguments = json.loads(printed.stdout)
-    assert arguments["scenario_id"] == sid and arguments["dry_run"] is True
-    # one more guarded update: dry run, then apply with its token
-    undo_preview = await preview_update(mcp, sid, arguments["changes"])
+    assert json.loads(printed.stdout)["scenario_id"] == sid
+    # one more guarded update through MCP: a restore dry run, then apply with its token
+    undo_preview = await mcp.ok("update_scenario", {"scenario_id": sid, "restore": entry})
     assert {d["path"].split(".")[0] for d in undo_preview["diff"]} <= set(changes)
-    undone = await apply_update(mcp, sid, arguments["changes"], undo_preview["preview_token"])
+    assert len(emulator.posts()) == 1  # the dry run wrote nothing
+    undone = await mcp.client.call_tool(
+        "update_scenario",
+        {"scenario_id": sid, "restore": entry, "dry_run": False, "preview_token": undo_preview["preview_token"]},
+    )
     assert not undone.is_error, error_text(undone)
     assert canonical_json(emulator.get(sid)) == canonical_json(scenario)
     assert len(emulator.posts()) == 2
+    # the restore is journaled too, and restoring again finds nothing left to do
+    again = await mcp.client.call_tool("update_scenario", {"scenario_id": sid, "restore": entry})
+    assert again.is_error and "nothing to restore" in error_text(again)
 
 
 async def test_journal_list_and_undo_errors(mcp: Session, tmp_path: Path, emulator: Emulator) -> None:

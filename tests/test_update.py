@@ -21,7 +21,8 @@ from mcp_types import ElicitResult, ErrorData
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
 from runloop_scenarios_mcp.emulator.handler import Emulator
-from runloop_scenarios_mcp.services.update.plan import PreviewTokens, plan_update
+from runloop_scenarios_mcp.services.update.plan import digest, fingerprint, plan_update
+from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
 from tests.support.common import (
     Session,
     active_scenario,
@@ -51,8 +52,15 @@ async def test_tool_is_listed_with_write_annotations_and_dry_run_first(mcp: Sess
     assert tool.annotations.read_only_hint is False
     first_sentence = (tool.description or "").split(".")[0].lower()
     assert "dry run first" in first_sentence and "dry_run=true" in first_sentence
-    assert set(tool.input_schema["properties"]) == {"scenario_id", "changes", "dry_run", "preview_token"}
-    assert tool.input_schema["required"] == ["scenario_id", "changes"]
+    assert set(tool.input_schema["properties"]) == {
+        "scenario_id",
+        "changes",
+        "restore",
+        "dry_run",
+        "preview_token",
+        "max_tokens",
+    }
+    assert tool.input_schema["required"] == ["scenario_id"]  # changes or restore: the service says which is missing
 
 
 # --- dry run ---------------------------------------------------------------------------------
@@ -70,7 +78,9 @@ async def test_dry_run_returns_diff_body_and_token_and_sends_no_post(mcp: Sessio
     assert result["preview_token"] and result["expires_at"]
     expires = time.mktime(time.strptime(result["expires_at"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     assert 0 < expires - time.time() <= 601
-    assert result["journal_entry"] is None and result["scenario"] is None and result["verified"] is None
+    assert result["journal_entry"] is None and "scenario" not in result and result["verified"] is None
+    assert result["changed_fields"] == ["metadata"]
+    assert list(result)[:3] == ["preview_token", "expires_at", "hint"]
     # dry_run is the default: omitting it previews too
     again = await mcp.ok("update_scenario", {"scenario_id": scenario["id"], "changes": META})
     assert again["dry_run"] is True and emulator.posts() == []
@@ -90,7 +100,11 @@ async def test_apply_with_token_posts_exactly_the_previewed_body(mcp: Session, e
     assert posts[0].body == preview["upstream_body"] == applied["upstream_body"]
     assert applied["applied"] is True and applied["dry_run"] is False
     assert applied["verified"] is True and applied["mismatches"] == []
-    assert applied["scenario"] == emulator.get(scenario["id"])
+    assert "scenario" not in applied  # a compact confirmation, not the whole scenario
+    assert applied["scenario_id"] == scenario["id"] and applied["journal_entry"].startswith("j_")
+    assert applied["changed_fields"] == ["name", "metadata"]
+    stored = emulator.get(scenario["id"])
+    assert stored is not None and stored["name"] == "renamed-by-test"
     assert applied["journal_entry"] and applied["journal_entry"] in applied["hint"]
     stored = emulator.get(scenario["id"])
     assert stored is not None
@@ -110,8 +124,9 @@ async def test_each_refusal_is_distinct_actionable_and_writes_nothing(
     preview = await preview_update(mcp, sid, META)
     token = preview["preview_token"]
     expired_plan = plan_update(scenario, META)
-    expired, _ = PreviewTokens(settings.secret.get_secret_value()).issue(expired_plan, META, now=time.time() - 3600)
-    forged, _ = PreviewTokens("another-server-secret-0123456789").issue(expired_plan, META)
+    binding = (sid, digest({"changes": META}), fingerprint(scenario), fingerprint(expired_plan.expected))
+    expired, _ = PreviewTokens(settings.secret.get_secret_value()).issue(*binding, now=time.time() - 3600)
+    forged, _ = PreviewTokens("another-server-secret-0123456789").issue(*binding)
     other_token = (await preview_update(mcp, other["id"], META))["preview_token"]
     cases: dict[str, tuple[dict[str, Any], str | None, str]] = {
         "missing": (META, None, "needs preview_token"),
@@ -356,7 +371,6 @@ async def test_a_response_that_differs_from_the_preview_is_reported(tmp_path: Pa
     assert applied is not None
     assert applied["applied"] is True and applied["verified"] is False
     assert applied["mismatches"] == [{"path": "name", "before": "plain", "after": "plain-normalized"}]
-    assert applied["scenario"]["name"] == "plain-normalized"
     assert "differ from the preview" in applied["hint"]
 
 

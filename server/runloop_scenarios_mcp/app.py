@@ -20,7 +20,7 @@ from runloop_scenarios_mcp.services import budget
 from runloop_scenarios_mcp.services.cursor import CursorCodec
 from runloop_scenarios_mcp.services.journal import Journal
 from runloop_scenarios_mcp.services.state import AppState
-from runloop_scenarios_mcp.services.update.plan import PreviewTokens
+from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
 from runloop_scenarios_mcp.tools import register_tools
 from runloop_scenarios_mcp.tools.server import ScenariosServer
 from runloop_scenarios_mcp.upstream.client import HttpTransport, RunloopClient

@@ -37,6 +37,8 @@ DEFAULT_RETRY_BUDGET = 120.0
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_CONFIRM_TIMEOUT = 300.0
 """Seconds to wait for a person to answer the confirmation (elicitation) before refusing to write."""
+DEFAULT_PREVIEW_TTL = 600
+"""Seconds a preview token stays valid."""
 EMULATOR_API_KEY = "emulator-key"
 """The bearer token the in-process emulator is sent; not a secret, there is no account behind it."""
 
@@ -78,7 +80,7 @@ class Settings:
     retry_budget: float = DEFAULT_RETRY_BUDGET
     log_level: LogLevel = DEFAULT_LOG_LEVEL
     journal_path: Path = field(default_factory=lambda: default_journal_path(os.environ))
-    preview_ttl: int = 600
+    preview_ttl: int = DEFAULT_PREVIEW_TTL
     """Seconds a preview token stays valid."""
     confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT
     """Seconds to wait for a person to answer the confirmation (elicitation) before refusing to write."""

@@ -159,43 +159,89 @@ class GetScenarioResult(ToolResult):
 
 class UpdateScenarioInput(ToolInput):
     scenario_id: ScenarioId
-    changes: dict[str, Any] = Field(
+    changes: dict[str, Any] | None = Field(
+        None,
         description=(
             "Partial scenario in get_scenario's shape, merged as JSON Merge Patch (RFC 7396): objects merge "
             "(metadata keys you omit are kept), arrays and scalars replace, null removes a key or clears metadata, "
             "lists and reference_output (name, validation_type, environment and scorer_timeout_sec cannot be "
-            "cleared). id and status are read-only."
+            "cleared). id and status are read-only. Edit one scorer by name: scoring_contract.scoring_function_"
+            'parameters as {"<scorer name>": {"weight": 0.6}} (null removes it, a new name adds a complete one; '
+            'an array replaces the whole list). Edit long text in place: {"replace": [{"old": "...", "new": '
+            '"..."}]} as the value of a string field; each old must occur exactly once.'
         ),
-        examples=[{"metadata": {"owner": "team-a"}}, {"name": "fix-retry-bug", "validation_type": "FORWARD"}],
+        examples=[
+            {"metadata": {"owner": "team-a"}},
+            {"input_context": {"problem_statement": {"replace": [{"old": "retry twice", "new": "retry three times"}]}}},
+            {"scoring_contract": {"scoring_function_parameters": {"tests": {"weight": 0.6}}}},
+        ],
+    )
+    restore: str | None = Field(
+        None,
+        max_length=128,
+        description=(
+            "Instead of changes: a journal entry id (j_..., from an apply result) to put back the version that "
+            "entry saved. Previewed and applied like any change."
+        ),
     )
     dry_run: bool = Field(
         True, description="true (default): preview only, nothing is written. false: apply with preview_token."
     )
     preview_token: str | None = Field(
-        None, description="Token from the dry run of these exact changes; required when dry_run is false."
+        None,
+        max_length=256,
+        description="Token from the dry run of these exact changes (or restore); required when dry_run is false.",
     )
+    max_tokens: MaxTokens = None
+
+
+class TextRegion(Contract):
+    """One changed region of a long string, with unchanged context on both sides."""
+
+    before_offset: int = Field(description="Character offset in the old text where this region's before starts.")
+    after_offset: int = Field(description="Character offset in the new text where this region's after starts.")
+    before: str = Field(description="The old text of the region, with context (clipped past 400 characters).")
+    after: str = Field(description="The new text of the region, with context (clipped past 400 characters).")
 
 
 class DiffEntry(Contract):
     path: str = Field(description="JSON path of the changed value.")
-    before: Any = Field(description="Value before the change (null when absent).")
-    after: Any = Field(description="Value after the change (null when removed).")
+    before: Any = Field(None, description="Value before the change (null when absent). Left out for long text.")
+    after: Any = Field(None, description="Value after the change (null when removed). Left out for long text.")
+    before_length: int | None = Field(None, description="For long text: length of the whole old string.")
+    after_length: int | None = Field(None, description="For long text: length of the whole new string.")
+    regions: list[TextRegion] | None = Field(
+        None, description="For long text: only the changed regions, with context and offsets."
+    )
+    regions_omitted: int | None = Field(None, description="For long text: changed regions not shown.")
 
 
 class UpdateScenarioResult(ToolResult):
+    preview_token: str | None = Field(
+        description="Pass with dry_run=false and the same changes (or restore) to apply. Null after an apply."
+    )
+    expires_at: str | None = Field(description="When preview_token stops being accepted (UTC, ISO 8601).")
+    hint: str = Field(description="What to do next.")
     scenario_id: str = Field(description="The scenario previewed or updated.")
     dry_run: bool = Field(description="True when this was a preview and nothing was written.")
     applied: bool = Field(description="True when the change was written to Runloop.")
-    diff: list[DiffEntry] = Field(description="Every value that changes, field by field.")
+    journal_entry: str | None = Field(
+        description="After apply: the journal entry holding the previous version (pass it as restore to undo)."
+    )
+    changed_fields: list[str] = Field(description="Top-level fields the write sends (or sent), each complete.")
     warnings: list[str] = Field(description="Things worth a second look that do not block the change.")
-    upstream_body: dict[str, Any] = Field(description="The exact JSON body sent (or that apply would send).")
-    preview_token: str | None = Field(description="Pass with dry_run=false and the same changes to apply.")
-    expires_at: str | None = Field(description="When preview_token stops being accepted (UTC, ISO 8601).")
-    journal_entry: str | None = Field(description="Id of the undo-journal entry holding the previous version.")
-    scenario: dict[str, Any] | None = Field(description="After apply: the scenario as the Runloop API returned it.")
+    diff: list[DiffEntry] = Field(description="Every value that changes, field by field (long text as regions).")
+    diff_omitted: int = Field(0, description="Diff entries left out to fit max_tokens (raise max_tokens to see them).")
+    mismatches: list[DiffEntry] = Field(
+        description="After apply: values the API returned that differ from the preview."
+    )
     verified: bool | None = Field(description="After apply: true when the API's result matches the preview.")
-    mismatches: list[DiffEntry] = Field(description="After apply: values that differ from the preview's after.")
-    hint: str = Field(description="What to do next.")
+    upstream_body_bytes: int = Field(description="Size of the JSON body sent (or that apply would send), in bytes.")
+    upstream_body: dict[str, Any] | None = Field(
+        None, description="The exact JSON body, when it fits max_tokens (else left out; see upstream_body_bytes)."
+    )
+    estimated_tokens: int = Field(description="Tokens this result takes, by the server's conservative count.")
+    max_tokens: int = Field(description="The budget this result was packed into.")
 
 
 TOOL_CONTRACTS: dict[str, tuple[type[ToolInput], type[ToolResult]]] = {

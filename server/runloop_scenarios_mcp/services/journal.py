@@ -150,6 +150,27 @@ class Journal:
                 by_entry[entry]["outcome"] = record.get("event")
         return list(by_entry.values())
 
+    def saved_version(self, entry: str) -> dict[str, Any]:
+        """``{"scenario_id", "before", "fields", "outcome"}`` of ``entry``: the version it saved before its write.
+
+        ``fields`` are the get_scenario names of the fields that write sent. Raises JournalError for an
+        unknown entry.
+        """
+        records = [r for r in self.records() if r.get("entry") == entry]
+        prepared = next((r for r in records if r.get("event") == "prepared"), None)
+        if prepared is None or not isinstance(prepared.get("before"), dict):
+            raise JournalError(
+                f"No journal entry {entry[:80]!r} in this server's journal. Journal entry ids look like "
+                "j_20261130T120000Z_1a2b3c4d and are named by each apply result (journal_entry)."
+            )
+        outcome = next((r for r in reversed(records) if r.get("event") != "prepared"), None)
+        return {
+            "scenario_id": prepared.get("scenario_id"),
+            "before": prepared["before"],
+            "fields": [_read_name(name) for name in prepared.get("body") or {}],
+            "outcome": (outcome or {}).get("event", "prepared"),
+        }
+
     def undo_command(self, entry: str) -> str:
         """The shell command that prints the changes undoing ``entry`` (what the apply hint tells users to run)."""
         return f"runloop-scenarios-mcp journal undo {entry} --journal {shlex.quote(str(self.path))}"

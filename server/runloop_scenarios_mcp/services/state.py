@@ -9,7 +9,7 @@ from runloop_scenarios_mcp.config import Settings
 from runloop_scenarios_mcp.errors import MissingApiKey
 from runloop_scenarios_mcp.services.cursor import CursorCodec
 from runloop_scenarios_mcp.services.journal import Journal
-from runloop_scenarios_mcp.services.update.plan import PreviewTokens
+from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
 from runloop_scenarios_mcp.upstream.client import RunloopClient
 
 

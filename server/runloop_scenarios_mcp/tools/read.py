@@ -26,7 +26,9 @@ READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotent
 # --- list_scenarios ------------------------------------------------------------------------
 
 
-async def _list_scenarios(state: AppState, args: ListScenariosInput, on_wait: OnWait) -> dict[str, Any]:
+async def _list_scenarios(
+    state: AppState, args: ListScenariosInput, on_wait: OnWait, _ctx: object = None
+) -> dict[str, Any]:
     filters = {key: value for key in LIST_FILTERS if (value := getattr(args, key)) is not None}
     request = ListRequest(
         filters=filters,
@@ -49,7 +51,9 @@ Continue with cursor=next_cursor until next_cursor is null. Choose fields to get
 # --- get_scenario --------------------------------------------------------------------------
 
 
-async def _get_scenario(state: AppState, args: GetScenarioInput, on_wait: OnWait) -> dict[str, Any]:
+async def _get_scenario(
+    state: AppState, args: GetScenarioInput, on_wait: OnWait, _ctx: object = None
+) -> dict[str, Any]:
     return await get_page(
         state.require_client(),
         args.scenario_id,

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import ValidationError, WithJsonSchema
 
 from runloop_scenarios_mcp.config import MIN_MAX_TOKENS
@@ -26,8 +26,8 @@ from runloop_scenarios_mcp.services.state import AppState
 logger = logging.getLogger(__name__)
 
 InputT = TypeVar("InputT", bound=ToolInput)
-Handler = Callable[..., Awaitable[dict[str, Any]]]
-"""``handler(state, args, on_wait, **resolved)``: the service call behind a tool."""
+Handler = Callable[..., Awaitable[dict[str, Any] | InputRequiredResult]]
+"""``handler(state, args, on_wait, ctx)``: the service call behind a tool (``ctx`` only for asking the person)."""
 
 
 def _describe_validation_error(tool: str, exc: ValidationError) -> str:
@@ -74,12 +74,12 @@ def register(
     input_model: type[InputT],
     result_model: type[ToolResult],
     handler: Handler,
-    resolved: dict[str, Any] | None = None,
+    interactive: bool = False,
 ) -> None:
     """Register ``handler`` as tool ``name`` with the schemas of its contract models.
 
-    ``resolved`` maps extra handler parameters to ``Annotated[..., Resolve(fn)]`` types: the SDK fills
-    them (e.g. a person's confirmation) and they never appear in the input schema.
+    ``interactive``: the handler may return an ``InputRequiredResult`` (a question for the person, on the
+    2026-07-28 protocol); it is passed through as is and the call comes back with the answer.
     """
     schema = input_model.model_json_schema()
     parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
@@ -92,13 +92,12 @@ def register(
                 annotation=Annotated[Any, WithJsonSchema(schema["properties"][field_name])],
             )
         )
-    for extra_name, annotation in (resolved or {}).items():
-        parameters.append(inspect.Parameter(extra_name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation))
-    returns = Annotated[CallToolResult, result_model]
+    returns: Any = Annotated[CallToolResult, result_model]
+    if interactive:
+        returns = returns | InputRequiredResult
 
-    async def call(ctx: Context[AppState, Any], **arguments: Any) -> CallToolResult:
+    async def call(ctx: Context[AppState, Any], **arguments: Any) -> CallToolResult | InputRequiredResult:
         state: AppState = ctx.request_context.lifespan_context
-        extras = {key: arguments.pop(key) for key in resolved or {} if key in arguments}
         bad_text = _invalid_unicode(arguments)
         if bad_text is not None:
             return error_result(
@@ -114,7 +113,7 @@ def register(
             await ctx.report_progress(attempt, None, f"Runloop API: {reason}; retry {attempt} in {delay:.1f} s")
 
         try:
-            result = await handler(state, args, on_wait, **extras)
+            result = await handler(state, args, on_wait, ctx)
         except RunloopMcpError as exc:
             logger.info("tool_error tool=%s error=%s", name, type(exc).__name__)
             return error_result(to_tool_message(exc, state.settings.secret_values))
@@ -123,6 +122,8 @@ def register(
                 "tool_crash tool=%s error=%s", name, type(exc).__name__, exc_info=state.settings.log_level == "DEBUG"
             )
             return error_result(to_tool_message(exc))
+        if isinstance(result, InputRequiredResult):
+            return result
         return CallToolResult(content=[TextContent(type="text", text=to_json(result))], structured_content=result)
 
     call.__name__ = name

@@ -1,40 +1,39 @@
 """The update_scenario tool: dry run by default, apply only with a matching preview token and, when the
-client can ask its user, only after the person confirms the diff.
+client can ask its user, only after the person confirms the change.
 
-Confirmation is a resolver (``Resolve``), so the SDK carries it on both protocol generations: a
-standalone ``elicitation/create`` request mid-call (2025-11-25) or an ``InputRequiredResult`` round
-trip (2026-07-28). Declined, cancelled, timed out or failed: nothing is written (fail closed). A
+The service (:mod:`services.update.apply`) reads and plans the change once, under the scenario's write
+lock, and hands that plan's summary to :func:`_confirmer`, which asks the person the way the protocol
+allows: a standalone ``elicitation/create`` request mid-call (2025-11-25), or, on 2026-07-28, by ending
+this round with an ``InputRequiredResult`` whose answer comes back with the retried call (which reads
+the scenario again before writing). Declined, cancelled, timed out or failed: nothing is written. A
 client without elicitation is not asked; the preview token is then the guard.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import anyio
-from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.elicitation import AcceptedElicitation, render_elicitation_schema
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.resolve import Elicit, Resolve
-from mcp_types import ToolAnnotations
+from mcp_types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult, ToolAnnotations
 from mcp_types.version import is_version_at_least
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from runloop_scenarios_mcp.errors import PreviewRefused, RunloopMcpError
 from runloop_scenarios_mcp.services.contracts import UpdateScenarioInput, UpdateScenarioResult
 from runloop_scenarios_mcp.services.state import AppState
-from runloop_scenarios_mcp.services.update.apply import execute_apply, prepare_apply, preview
+from runloop_scenarios_mcp.services.update.apply import Answer, Confirm, apply
+from runloop_scenarios_mcp.services.update.preview import UpdateRequest, preview
 from runloop_scenarios_mcp.tools.registry import max_tokens_of, register
 from runloop_scenarios_mcp.upstream.client import OnWait
 
 logger = logging.getLogger(__name__)
 
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=False, openWorldHint=True)
-NOT_ASKED = "not-asked"
-"""What the confirmation resolver yields when there is no one to ask (dry run, no elicitation, bad token)."""
-_DIFF_LINES = 20
-_VALUE_CHARS = 160
+CONFIRM_KEY = "confirm_write"
+"""The key of the person's confirmation in ``input_requests`` / ``input_responses`` (2026-07-28)."""
 
 
 class Confirmation(BaseModel):
@@ -43,19 +42,12 @@ class Confirmation(BaseModel):
     confirm: bool = Field(description="Write this change to Runloop?")
 
 
-def _render(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
+class _AskPerson(Exception):
+    """Ends this round of a 2026-07-28 call with a question for the person (the call comes back with the answer)."""
 
-
-def confirmation_message(scenario_id: str, diff: list[Any]) -> str:
-    """What the person reads: the scenario, then each changed value before and after (bounded)."""
-    lines = [f"Apply this change to Runloop scenario {scenario_id}?"]
-    for entry in diff[:_DIFF_LINES]:
-        lines.append(f"- {entry.path}: {_render(entry.before)} -> {_render(entry.after)}")
-    if len(diff) > _DIFF_LINES:
-        lines.append(f"... and {len(diff) - _DIFF_LINES} more changed values")
-    return "\n".join(lines)
+    def __init__(self, message: str) -> None:
+        super().__init__("confirmation needed")
+        self.message = message
 
 
 def _can_elicit(ctx: Context[AppState, Any]) -> bool:
@@ -64,100 +56,88 @@ def _can_elicit(ctx: Context[AppState, Any]) -> bool:
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
 
-async def ask_person(
-    ctx: Context[AppState, Any],
-    scenario_id: Any = None,
-    changes: Any = None,
-    dry_run: Any = True,
-    preview_token: Any = None,
-) -> Elicit[Confirmation] | str | ElicitationResult[Confirmation]:
-    """Ask the person to confirm an apply, showing the diff it would write; skip when there is nothing to ask."""
-    if dry_run is not False or not _can_elicit(ctx):
-        return NOT_ASKED
-    state: AppState = ctx.request_context.lifespan_context
-    try:
-        args = UpdateScenarioInput.model_validate(
-            {"scenario_id": scenario_id, "changes": changes, "dry_run": dry_run, "preview_token": preview_token}
-        )
-        prepared = await prepare_apply(
-            state.require_client(),
-            state.previews,
-            state.journal,
-            args.scenario_id,
-            args.changes,
-            args.preview_token,
-            on_wait=None,
-        )
-    except (ValidationError, RunloopMcpError):
-        return NOT_ASKED  # the tool body reports the problem; never ask about a write that cannot happen
-    except Exception as exc:  # anything unexpected before asking: refuse the write (fail closed)
-        logger.error("confirmation_prepare_failed error=%s", type(exc).__name__)
-        return "error"
-    message = confirmation_message(args.scenario_id, prepared.plan.diff)
-    if ctx.protocol_version is not None and is_version_at_least(ctx.protocol_version, "2026-07-28"):
-        return Elicit(message, Confirmation)  # carried by an InputRequiredResult round trip
-    try:
-        with anyio.fail_after(state.settings.confirm_timeout):
-            return await ctx.elicit(message, Confirmation)
-    except TimeoutError:
-        return "timeout"
-    except Exception as exc:  # an elicitation that fails for any reason writes nothing
-        logger.warning("confirmation_failed error=%s", type(exc).__name__)
-        return "error"
-
-
-Answer = Literal["accepted", "not_asked", "declined", "cancelled", "timeout", "error"]
+def _seen(message: str) -> str:
+    """What ``request_state`` carries: which summary the person was shown (the SDK seals it)."""
+    return hashlib.sha256(message.encode()).hexdigest()[:32]
 
 
 def _answer(outcome: Any) -> Answer:
-    """One word for the resolver's outcome (the SDK wraps plain values as accepted)."""
-    data = outcome.data if isinstance(outcome, AcceptedElicitation) else outcome
-    if isinstance(data, AcceptedElicitation):
-        data = data.data
-    if isinstance(data, Confirmation):
-        return "accepted" if data.confirm else "declined"
-    if data == NOT_ASKED:
-        return "not_asked"
-    if data in ("timeout", "error"):
-        return data  # type: ignore[no-any-return]
-    action = getattr(data, "action", None) or getattr(outcome, "action", None)
+    """One word for an elicitation outcome (``ElicitResult`` on the wire, ``ElicitationResult`` from the SDK)."""
+    if isinstance(outcome, AcceptedElicitation):
+        return "accepted" if isinstance(outcome.data, Confirmation) and outcome.data.confirm else "declined"
+    action = getattr(outcome, "action", None)
+    if action == "accept":
+        content = getattr(outcome, "content", None) or {}
+        return "accepted" if content.get("confirm") is True else "declined"
     return "cancelled" if action == "cancel" else "declined" if action == "decline" else "error"
 
 
-_REFUSALS: dict[str, str] = {
-    "declined": "The person declined this change in the confirmation dialog, so nothing was written.",
-    "cancelled": "The confirmation was cancelled, so nothing was written.",
-    "timeout": "No answer to the confirmation came in time, so nothing was written.",
-    "error": "The confirmation could not be shown or its answer could not be read, so nothing was written.",
-}
+def _confirmer(ctx: Context[AppState, Any], state: AppState) -> Confirm | None:
+    """How to ask the person on this connection, or None when the client cannot be asked."""
+    if not _can_elicit(ctx):
+        return None
+    if ctx.protocol_version is not None and is_version_at_least(ctx.protocol_version, "2026-07-28"):
+
+        async def confirm_in_rounds(message: str) -> Answer:
+            response = (ctx.input_responses or {}).get(CONFIRM_KEY)
+            if not isinstance(response, ElicitResult) or ctx.request_state != _seen(message):
+                raise _AskPerson(message)  # first round, or the summary changed since the person saw it
+            return _answer(response)
+
+        return confirm_in_rounds
+
+    async def confirm_mid_call(message: str) -> Answer:
+        try:
+            with anyio.fail_after(state.settings.confirm_timeout):
+                return _answer(await ctx.elicit(message, Confirmation))
+        except TimeoutError:
+            return "timeout"
+        except Exception as exc:  # an elicitation that fails for any reason writes nothing
+            logger.warning("confirmation_failed error=%s", type(exc).__name__)
+            return "error"
+
+    return confirm_mid_call
 
 
 async def _update_scenario(
-    state: AppState, args: UpdateScenarioInput, on_wait: OnWait, confirmation: Any = None
-) -> dict[str, Any]:
+    state: AppState, args: UpdateScenarioInput, on_wait: OnWait, ctx: Context[AppState, Any]
+) -> dict[str, Any] | InputRequiredResult:
     client = state.require_client()
+    request = UpdateRequest(
+        scenario_id=args.scenario_id,
+        changes=args.changes,
+        restore=args.restore,
+        preview_token=args.preview_token,
+        max_tokens=max_tokens_of(state, args.max_tokens),
+    )
     if args.dry_run:
-        return await preview(client, state.previews, args.scenario_id, args.changes, on_wait=on_wait)
-    answer = _answer(confirmation) if confirmation is not None else "not_asked"
-    if answer not in ("accepted", "not_asked"):
-        raise PreviewRefused(
-            "declined", _REFUSALS[answer] + " The preview token stays valid until it expires; apply again to retry."
+        return await preview(client, state.previews, state.journal, request, on_wait=on_wait)
+    try:
+        return await apply(
+            client,
+            state.previews,
+            state.journal,
+            state.write_lock,
+            request,
+            confirm=_confirmer(ctx, state),
+            on_wait=on_wait,
         )
-    async with state.write_lock(args.scenario_id):
-        prepared = await prepare_apply(
-            client, state.previews, state.journal, args.scenario_id, args.changes, args.preview_token, on_wait=on_wait
+    except _AskPerson as ask:
+        question = ElicitRequest(
+            params=ElicitRequestFormParams(
+                message=ask.message, requested_schema=render_elicitation_schema(Confirmation)
+            )
         )
-        return await execute_apply(
-            client, state.journal, prepared, max_tokens=max_tokens_of(state, None), on_wait=on_wait
-        )
+        return InputRequiredResult(input_requests={CONFIRM_KEY: question}, request_state=_seen(ask.message))
 
 
 UPDATE_DESCRIPTION = """Change a Runloop scenario, always as a dry run first: dry_run=true (the default) writes nothing.
 
-The dry run returns the field-by-field diff, warnings, the exact body that would be sent, and a preview_token.
-To write, call again with the same scenario_id and changes, dry_run=false and that preview_token. changes is
-a partial scenario in get_scenario's shape, merged as JSON Merge Patch (metadata keys you omit are kept).
-To undo an applied change, preview and apply the diff's before values the same way."""
+The dry run returns preview_token, a field-by-field diff (long text as changed regions) and warnings. To write,
+call again with the same scenario_id and changes, dry_run=false and that preview_token. changes is a partial
+scenario in get_scenario's shape, merged as JSON Merge Patch (metadata keys you omit are kept); edit one scorer
+by name and long text in place with {"replace": [{"old", "new"}]} (see changes). To undo an applied change,
+pass restore=<its journal_entry> instead of changes, preview and apply the same way. Results fit max_tokens."""
 
 
 def register_write_tools(server: MCPServer[AppState]) -> None:
@@ -170,5 +150,5 @@ def register_write_tools(server: MCPServer[AppState]) -> None:
         input_model=UpdateScenarioInput,
         result_model=UpdateScenarioResult,
         handler=_update_scenario,
-        resolved={"confirmation": Annotated[ElicitationResult[Confirmation], Resolve(ask_person)]},
+        interactive=True,
     )

@@ -1,96 +1,86 @@
-"""update_scenario as a service: dry-run previews and guarded applies (read, check, journal, write, verify).
+"""The guarded write of update_scenario, in one pass under the scenario's write lock.
 
-The tool layer only adds the human confirmation between :func:`prepare_apply` and
-:func:`execute_apply`. Nothing here writes unless a valid preview token matches the changes and
-the scenario is still the version the preview saw.
+Order: the token (everything checkable without I/O), single use, then under the lock: one fresh
+read, the version check, the plan, the person's confirmation of that plan (when the client can
+ask), the journal record (fsync'd), the POST, and a check of the API's answer against the plan.
+Nothing is written unless a valid preview token matches the request and the scenario is still
+the version the preview saw.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal
 
 from runloop_scenarios_mcp.errors import PreviewRefused, UpstreamError, UpstreamStatusError, WriteOutcomeUnknown
-from runloop_scenarios_mcp.services.budget import clip_to_fit
-from runloop_scenarios_mcp.services.contracts import DiffEntry, UpdateScenarioResult
+from runloop_scenarios_mcp.services.contracts import DiffEntry
 from runloop_scenarios_mcp.services.journal import Journal, JournalError, Outcome
-from runloop_scenarios_mcp.services.update.plan import Plan, PreviewTokens, TokenClaims, diff, fingerprint, plan_update
+from runloop_scenarios_mcp.services.update.diff_view import confirmation_text, show_entries
+from runloop_scenarios_mcp.services.update.plan import Plan, diff, fingerprint
+from runloop_scenarios_mcp.services.update.preview import UpdateRequest, head, resolve_changes
+from runloop_scenarios_mcp.services.update.result import fit_update_result
+from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
 from runloop_scenarios_mcp.upstream.client import OnWait, RunloopClient
 
 logger = logging.getLogger(__name__)
 
-HINT_PREVIEW = (
-    "Nothing was written. Check diff and warnings; to apply, call update_scenario again with the same scenario_id "
-    "and changes, dry_run=false and this preview_token before expires_at."
-)
+Answer = Literal["accepted", "declined", "cancelled", "timeout", "error"]
+Confirm = Callable[[str], Awaitable[Answer]]
+"""Asks the person to confirm the given summary of the change; the tool layer implements it."""
+WriteLock = Callable[[str], AbstractAsyncContextManager[Any]]
+
+_REFUSALS: dict[str, str] = {
+    "declined": "The person declined this change in the confirmation dialog, so nothing was written.",
+    "cancelled": "The confirmation was cancelled, so nothing was written.",
+    "timeout": "No answer to the confirmation came in time, so nothing was written.",
+    "error": "The confirmation could not be shown or its answer could not be read, so nothing was written.",
+}
+_AFTER_REFUSAL = {
+    "declined": " Do not apply this change again unless the person asks for it.",
+    "cancelled": " Do not apply it again unless the person asks for it.",
+    "timeout": " The preview_token stays valid until it expires, if the person still wants the change.",
+    "error": " The preview_token stays valid until it expires; try again if the person still wants the change.",
+}
 
 
-def _result(plan: Plan, **values: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "scenario_id": plan.scenario_id,
-        "dry_run": True,
-        "applied": False,
-        "diff": plan.diff,
-        "warnings": plan.warnings,
-        "upstream_body": plan.body,
-        "preview_token": None,
-        "expires_at": None,
-        "journal_entry": None,
-        "scenario": None,
-        "verified": None,
-        "mismatches": [],
-        "hint": HINT_PREVIEW,
-    }
-    base.update(values)
-    return UpdateScenarioResult(**base).model_dump(mode="json")
-
-
-async def preview(
-    client: RunloopClient, tokens: PreviewTokens, scenario_id: str, changes: dict[str, Any], *, on_wait: OnWait | None
-) -> dict[str, Any]:
-    """The dry run: read, merge, validate, diff; a token for exactly this. Sends no POST, ever."""
-    current = await client.get_scenario(scenario_id, on_wait=on_wait)
-    plan = plan_update(current, changes)
-    token, expires_at = tokens.issue(plan, changes)
-    return _result(plan, preview_token=token, expires_at=expires_at)
-
-
-@dataclass
-class ApplyPlan:
-    plan: Plan
-    claims: TokenClaims
-
-
-async def prepare_apply(
+async def apply(
     client: RunloopClient,
     tokens: PreviewTokens,
     journal: Journal,
-    scenario_id: str,
-    changes: dict[str, Any],
-    token: str | None,
+    lock: WriteLock,
+    request: UpdateRequest,
     *,
+    confirm: Confirm | None,
     on_wait: OnWait | None,
-) -> ApplyPlan:
-    """Every check before a write: the token, then a fresh read to make sure nothing changed since the preview."""
-    claims = tokens.check(token, scenario_id, changes)
-    used = journal.used_token(claims.nonce)
-    if used is not None:
-        raise PreviewRefused("used", _USED if used == "applied" else _USED_UNKNOWN)
-    try:
-        current = await client.get_scenario(scenario_id, on_wait=on_wait)
-    except UpstreamError as exc:  # the re-read before the write failed: nothing was sent
-        raise _with_note(exc, _NOT_SENT) from None
-    version = fingerprint(current)
-    if version != claims.before:
-        if version == claims.after:
-            raise PreviewRefused("used", _ALREADY)
-        raise PreviewRefused(
-            "stale",
-            "The scenario changed since the preview (someone or something else edited it), so this token no longer "
-            "applies. Run the dry run again to see the current diff, then apply with the new token.",
-        )
-    return ApplyPlan(plan=plan_update(current, changes), claims=claims)
+) -> dict[str, Any]:
+    """Check the token, then read, plan, confirm, journal and write once, under the scenario's write lock."""
+    key = request.key()
+    claims = tokens.open(request.preview_token, request.scenario_id, key)
+    async with lock(request.scenario_id):
+        used = journal.used_token(claims.nonce)
+        if used is not None:
+            raise PreviewRefused("used", _USED if used == "applied" else _USED_UNKNOWN)
+        try:
+            current = await client.get_scenario(request.scenario_id, on_wait=on_wait)
+        except UpstreamError as exc:  # the re-read before the write failed: nothing was sent
+            raise _with_note(exc, _NOT_SENT) from None
+        version = fingerprint(current)
+        if not tokens.matches_version(claims, request.scenario_id, key, version):
+            if tokens.matches_after(claims, version):
+                raise PreviewRefused("used", _ALREADY)
+            raise PreviewRefused(
+                "stale",
+                "The scenario changed since the preview (someone or something else edited it), so this token no "
+                "longer applies. Run the dry run again to see the current diff, then apply with the new token.",
+            )
+        plan, warnings = resolve_changes(journal, request, current)
+        if confirm is not None:
+            answer = await confirm(confirmation_text(plan.scenario_id, plan.diff, warnings))
+            if answer != "accepted":
+                raise PreviewRefused("declined", _REFUSALS[answer] + _AFTER_REFUSAL[answer])
+        return await _write(client, journal, plan, warnings, claims.nonce, request.max_tokens, on_wait)
 
 
 _USED = "This preview_token was already used: the change is applied. To change the scenario again, run a new dry run."
@@ -102,14 +92,23 @@ _ALREADY = (
     "This preview_token was already used, or the same change was made another way: the scenario already looks as "
     "this preview's result, so nothing was written. To change it again, run a new dry run."
 )
+_NOT_SENT = (
+    "The scenario could not be read again just before the write, so nothing was written. The preview_token is still "
+    "valid: apply again with it once the Runloop API answers."
+)
 
 
-async def execute_apply(
-    client: RunloopClient, journal: Journal, prepared: ApplyPlan, *, max_tokens: int, on_wait: OnWait | None
+async def _write(
+    client: RunloopClient,
+    journal: Journal,
+    plan: Plan,
+    warnings: list[str],
+    nonce: str,
+    max_tokens: int,
+    on_wait: OnWait | None,
 ) -> dict[str, Any]:
-    """Journal the previous version, POST the previewed body, and check the API's answer against the preview."""
-    plan = prepared.plan
-    entry = journal.prepare(plan.scenario_id, plan.before, plan.body, prepared.claims.nonce)  # fsync'd: before the POST
+    """Journal the previous version, POST the planned body, and check the API's answer against the plan."""
+    entry = journal.prepare(plan.scenario_id, plan.before, plan.body, nonce)  # fsync'd: before the POST
     notes: list[str] = []
     try:
         returned = await client.update_scenario(plan.scenario_id, plan.body, on_wait=on_wait)
@@ -130,25 +129,16 @@ async def execute_apply(
         journal_note = _finish(journal, entry, "applied", returned, "")
         notes += [journal_note] if journal_note else []
     mismatches = _mismatches(plan, returned)
-    shown, _, _ = clip_to_fit(returned, max(500, max_tokens // 2))
     hint = (
-        f"Applied. To undo, preview and apply the diff's before values; the previous version is also in the undo "
-        f"journal as {entry} (`{journal.undo_command(entry)}` prints the changes that restore it)."
+        f'Applied. To undo, call update_scenario with scenario_id="{plan.scenario_id}" and restore="{entry}" '
+        "(a dry run first, as always)."
     )
     if mismatches:
         hint = "Applied, but the API returned values that differ from the preview (see mismatches). " + hint
     if notes:
         hint = hint + " " + " ".join(notes)
-    return _result(
-        plan,
-        dry_run=False,
-        applied=True,
-        journal_entry=entry,
-        scenario=shown,
-        verified=not mismatches,
-        mismatches=mismatches,
-        hint=hint,
-    )
+    top = head(plan, warnings, hint=hint, applied=True, journal_entry=entry, verified=not mismatches)
+    return fit_update_result(top, show_entries(plan.diff), show_entries(mismatches), plan.body, max_tokens)
 
 
 async def _after_failure(
@@ -184,8 +174,19 @@ def _finish(journal: Journal, entry: str, outcome: Outcome, state: dict[str, Any
     return ""
 
 
+def _refused_by_api(exc: UpstreamError) -> bool:
+    """The API answered the write with a client error that retrying the same body cannot fix."""
+    return isinstance(exc, UpstreamStatusError) and 400 <= exc.status_code < 500 and exc.status_code not in (408, 429)
+
+
 def _failure(exc: UpstreamError, outcome: str, entry: str, journal_note: str) -> UpstreamError:
-    if outcome == "failed":
+    if outcome == "failed" and _refused_by_api(exc):
+        state = (
+            "The Runloop API refused this change, so nothing was written (the scenario is unchanged, checked by "
+            "reading it again). Fix changes as the API's reason says and run a new dry run; this preview_token will "
+            "not make the API accept the same change."
+        )
+    elif outcome == "failed":
         state = (
             "The scenario is unchanged (checked by reading it again); nothing was written. The preview_token is still "
             "valid: apply again with it once the Runloop API accepts writes, or run a new dry run."
@@ -202,12 +203,6 @@ def _failure(exc: UpstreamError, outcome: str, entry: str, journal_note: str) ->
             f"writing again. Its previous version is in the undo journal as {entry}."
         )
     return _with_note(exc, state + (f" {journal_note}" if journal_note else ""))
-
-
-_NOT_SENT = (
-    "The scenario could not be read again just before the write, so nothing was written. The preview_token is still "
-    "valid: apply again with it once the Runloop API answers."
-)
 
 
 def _with_note(exc: UpstreamError, note: str) -> UpstreamError:

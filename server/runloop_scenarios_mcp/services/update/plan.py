@@ -1,9 +1,10 @@
-"""The preview guard, as pure functions: merge, validate, diff, build the upstream body, seal tokens.
+"""What a change would do, as pure functions: merge, validate, diff, and build the upstream body.
 
 ``plan_update(current, changes)`` turns a JSON Merge Patch (RFC 7396) in get_scenario's shape into
 exactly what an apply would send (only changed top-level fields, each complete, under the
-request names of docs/upstream-api.md, "Update body fields") and the scenario the API should return. Preview
-tokens bind a plan to the scenario id, the canonical changes and the scenario's fingerprint.
+request names of docs/upstream-api.md, "Update body fields") and the scenario the API should return.
+The agent's own forms (dotted paths, scorers by name, text edits) are first expanded into a plain
+merge patch by :func:`changes.expand_changes`; preview tokens live in :mod:`tokens`.
 """
 
 from __future__ import annotations
@@ -11,18 +12,16 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import secrets
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from runloop_scenarios_mcp.errors import InvalidChanges, PreviewRefused
+from runloop_scenarios_mcp.errors import InvalidChanges
 from runloop_scenarios_mcp.services.budget import is_clipped_text
 from runloop_scenarios_mcp.services.contracts import DiffEntry
-from runloop_scenarios_mcp.services.cursor import Signer, canonical
+from runloop_scenarios_mcp.services.cursor import canonical
+from runloop_scenarios_mcp.services.update.changes import expand_changes
 from runloop_scenarios_mcp.upstream.models import (
     READ_ONLY_FIELDS,
     SCENARIO_FIELDS,
@@ -33,7 +32,6 @@ from runloop_scenarios_mcp.upstream.models import (
     ScenarioView,
 )
 
-PREVIEW_TTL_SECONDS = 600
 _NAME = re.compile(SCORING_FUNCTION_NAME_PATTERN)
 _MISSING: Any = object()
 
@@ -147,6 +145,7 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
         )
     if not changes:
         raise InvalidChanges('changes is empty: pass the fields to change, e.g. {"metadata": {"owner": "team-a"}}')
+    changes = expand_changes(current, changes)  # dotted keys, scorers by name, text edits; unknown keys refused
     clipped = _clipped_paths(changes)
     if clipped:
         raise InvalidChanges(
@@ -301,83 +300,3 @@ def _check_scoring(
         warnings.append("Two scoring functions share a name; Runloop reports scores by name.")
     if functions and abs(total - 1.0) > 1e-6:
         warnings.append(f"Scoring weights sum to {total:g}, not 1.0; Runloop's SDKs normalize weights to sum to 1.0.")
-
-
-# --- preview tokens ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TokenClaims:
-    scenario_id: str
-    changes: str
-    before: str
-    after: str
-    expires: int
-    nonce: str
-
-
-class PreviewTokens:
-    """Seals and checks preview tokens (stateless: any replica sharing the secret can check them)."""
-
-    def __init__(self, secret: str, ttl_seconds: int = PREVIEW_TTL_SECONDS) -> None:
-        self._signer = Signer(secret, "preview")
-        self.ttl = ttl_seconds
-
-    def issue(self, plan: Plan, changes: dict[str, Any], now: float | None = None) -> tuple[str, str]:
-        """A token for ``plan`` and its expiry as ISO 8601 UTC."""
-        expires = int((time.time() if now is None else now) + self.ttl)
-        token = self._signer.seal(
-            {
-                "s": plan.scenario_id,
-                "c": digest(changes),
-                "b": fingerprint(plan.before),
-                "a": fingerprint(plan.expected),
-                "e": expires,
-                "n": secrets.token_hex(8),
-            }
-        )
-        return token, datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    def check(
-        self, token: str | None, scenario_id: str, changes: dict[str, Any], now: float | None = None
-    ) -> TokenClaims:
-        """The claims of a token that allows applying ``changes`` to ``scenario_id``, or a PreviewRefused."""
-        if not token:
-            raise PreviewRefused(
-                "missing",
-                "dry_run=false needs preview_token. Call update_scenario with dry_run=true and these changes first, "
-                "review the diff, then call again with dry_run=false and the preview_token it returned.",
-            )
-        payload = self._signer.open(token)
-        if payload is None:
-            raise PreviewRefused(
-                "invalid",
-                "preview_token is not valid: it was altered, truncated, or issued by another server (or this server "
-                "restarted without RUNLOOP_MCP_SECRET). Run the dry run again to get a new token.",
-            )
-        claims = TokenClaims(
-            scenario_id=str(payload.get("s")),
-            changes=str(payload.get("c")),
-            before=str(payload.get("b")),
-            after=str(payload.get("a")),
-            expires=int(payload.get("e", 0)),
-            nonce=str(payload.get("n")),
-        )
-        if claims.scenario_id != scenario_id:
-            raise PreviewRefused(
-                "invalid",
-                "preview_token was issued for another scenario. Run the dry run for this scenario_id to get its token.",
-            )
-        if (time.time() if now is None else now) > claims.expires:
-            raise PreviewRefused(
-                "expired",
-                f"preview_token has expired (tokens last {self.ttl // 60} minutes). Run the dry run again, check the "
-                "diff, and apply with the new token.",
-            )
-        if digest(changes) != claims.changes:
-            raise PreviewRefused(
-                "changes_differ",
-                "changes differ from the ones this preview_token was issued for. Apply exactly the previewed changes, "
-                "or run a dry run of the new changes first.",
-            )
-        return claims

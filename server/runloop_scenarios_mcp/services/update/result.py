@@ -1,0 +1,111 @@
+"""An update_scenario result that fits its token budget, whatever the size of the scenario or the change.
+
+The head (``preview_token``, ``expires_at``, ``hint``, ids, flags, warnings) is small and always
+whole. What can be large gives way in this order: the upstream body (replaced by its size), then
+the longest strings of the diff and mismatches (clipped evenly, marked), then whole entries from
+the end (counted in ``diff_omitted``). The exact count of the final JSON by both tokenizers
+decides, as for list and get; apply always writes the complete values, never what is shown here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runloop_scenarios_mcp.services.budget import clip_to_fit, count_json, to_json, usable
+
+_BYTES_PER_TOKEN_MAX = 256
+"""No token of either encoding spans more bytes: a text of more than 256 x N bytes cannot fit N tokens."""
+
+
+def _assemble(
+    head: dict[str, Any],
+    diff: list[dict[str, Any]],
+    diff_omitted: int,
+    mismatches: list[dict[str, Any]],
+    body: dict[str, Any] | None,
+    body_bytes: int,
+    max_tokens: int,
+) -> dict[str, Any]:
+    result = dict(head)
+    result["diff"] = diff
+    if diff_omitted:
+        result["diff_omitted"] = diff_omitted
+    result["mismatches"] = mismatches
+    result["upstream_body_bytes"] = body_bytes
+    if body is not None:
+        result["upstream_body"] = body
+    result["estimated_tokens"] = max_tokens  # widest value first, so the final (smaller) number never adds a token
+    result["max_tokens"] = max_tokens
+    return result
+
+
+def _cost(result: dict[str, Any], limit: int) -> int:
+    """Tokens of ``result``, or ``limit + 1`` when its size alone proves it cannot fit (no tokenizing)."""
+    if len(to_json(result).encode()) > _BYTES_PER_TOKEN_MAX * limit:
+        return limit + 1
+    return count_json(result)
+
+
+def fit_update_result(
+    head: dict[str, Any],
+    diff: list[dict[str, Any]],
+    mismatches: list[dict[str, Any]],
+    body: dict[str, Any],
+    max_tokens: int,
+) -> dict[str, Any]:
+    """The result, within ``max_tokens`` by o200k_base and cl100k_base (within :func:`usable` of it)."""
+    limit = usable(max_tokens)
+    body_bytes = len(to_json(body).encode())
+    result = _assemble(head, diff, 0, mismatches, body, body_bytes, max_tokens)
+    tokens = _cost(result, limit)
+    if tokens > limit:
+        result = _assemble(head, diff, 0, mismatches, None, body_bytes, max_tokens)
+        tokens = _cost(result, limit)
+    if tokens > limit:
+        result, tokens = _shrink(head, diff, mismatches, body_bytes, max_tokens, limit)
+    result["estimated_tokens"] = tokens
+    return result
+
+
+def _shrink(
+    head: dict[str, Any],
+    diff: list[dict[str, Any]],
+    mismatches: list[dict[str, Any]],
+    body_bytes: int,
+    max_tokens: int,
+    limit: int,
+) -> tuple[dict[str, Any], int]:
+    """Clip the strings of diff and mismatches to the room left; drop entries from the end if still too big."""
+    empty = _assemble(head, [], 0, [], None, body_bytes, max_tokens)
+    room = limit - count_json(empty) + count_json({"diff": [], "mismatches": []})
+    clipped, _clips, _ = clip_to_fit({"diff": diff, "mismatches": mismatches}, room, keep=_paths(diff, mismatches))
+    diff, mismatches = clipped["diff"], clipped["mismatches"]
+    result = _assemble(head, diff, 0, mismatches, None, body_bytes, max_tokens)
+    tokens = _cost(result, limit)
+    if tokens <= limit:
+        return result, tokens
+    # Too many entries even with short strings: keep the longest prefix that fits (binary search).
+    entries = [("diff", e) for e in diff] + [("mismatches", e) for e in mismatches]
+    low, high = 0, len(entries)
+    best = _assemble(head, [], len(diff), [], None, body_bytes, max_tokens)
+    best_tokens = count_json(best)
+    while low < high:
+        mid = (low + high + 1) // 2
+        kept = entries[:mid]
+        shown_diff = [e for kind, e in kept if kind == "diff"]
+        shown_mismatches = [e for kind, e in kept if kind == "mismatches"]
+        candidate = _assemble(
+            head, shown_diff, len(diff) - len(shown_diff), shown_mismatches, None, body_bytes, max_tokens
+        )
+        candidate_tokens = _cost(candidate, limit)
+        if candidate_tokens <= limit:
+            low, best, best_tokens = mid, candidate, candidate_tokens
+        else:
+            high = mid - 1
+    return best, best_tokens
+
+
+def _paths(*lists: list[dict[str, Any]]) -> frozenset[tuple[str | int, ...]]:
+    """The ``path`` strings of every entry: never clipped, an agent needs them whole to act."""
+    kinds = ("diff", "mismatches")
+    return frozenset((kinds[k], i, "path") for k, entries in enumerate(lists) for i in range(len(entries)))
