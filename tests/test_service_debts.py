@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, get_args
 
-from runloop_scenarios_mcp import config
+from runloop_scenarios_mcp import config, errors
 from runloop_scenarios_mcp.emulator import data as emulator_data
+from runloop_scenarios_mcp.services import journal
 from runloop_scenarios_mcp.services.contracts import MAX_SCENARIOS_PER_PAGE, ListScenariosInput
 from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
 from runloop_scenarios_mcp.upstream import client as upstream_client
@@ -85,3 +87,31 @@ def test_the_published_budget_texts_name_the_defaults() -> None:
     assert f"{config.DEFAULT_MAX_TOKENS_CAP} by default" in budget
     assert f"server default ({config.DEFAULT_MAX_TOKENS})" in budget
     assert f"(1-{MAX_SCENARIOS_PER_PAGE})" in schema["limit"]["description"]
+
+
+# --- one error hierarchy --------------------------------------------------------------------
+
+
+def test_every_error_class_is_in_the_documented_hierarchy_and_nothing_else_is() -> None:
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.RunloopMcpError)
+    }
+    assert errors.__doc__ is not None
+    tree = errors.__doc__.split("::", 1)[1].split("\n\n", 2)[1]
+    documented = set(re.findall(r"^[\s│├└─]*([A-Z]\w+)", tree, flags=re.MULTILINE))
+    assert documented == defined
+    assert "JournalError" in defined
+
+
+def test_journal_errors_are_runloop_errors_with_an_agent_facing_message() -> None:
+    assert journal.JournalError is errors.JournalError
+    error = errors.JournalError("Cannot write the undo journal at /x: set RUNLOOP_MCP_JOURNAL")
+    assert isinstance(error, errors.RunloopMcpError)
+    assert errors.to_tool_message(error) == str(error)
+
+
+def test_refusal_reasons_are_the_ones_raised() -> None:
+    """A read-only refusal is worded by tools/server.py before any handler runs; no PreviewRefused carries it."""
+    assert "read_only" not in get_args(errors.RefusalReason)

@@ -8,8 +8,9 @@ The hierarchy::
     ├── InvalidArgument             a tool argument is wrong; says what to send instead
     │   ├── InvalidCursor           tampered, truncated, foreign or mismatched cursor
     │   └── InvalidChanges          an update's changes do not make a valid scenario
-    ├── PreviewRefused              apply refused: the preview token does not allow it
-    │   (reason: missing | invalid | expired | used | changes_differ | stale | read_only | declined)
+    ├── PreviewRefused              apply refused by the preview token or the person; nothing written
+    │   (reason: missing | invalid | expired | used | changes_differ | stale | declined)
+    ├── JournalError                the undo journal cannot be written or read
     └── UpstreamError               the Runloop API did not give a usable answer
         ├── UpstreamStatusError     an HTTP error status (status_code, upstream message)
         ├── UpstreamConnectionError the connection failed or dropped
@@ -17,9 +18,13 @@ The hierarchy::
         ├── MalformedResponse       not JSON, truncated, or not the documented shape
         └── WriteOutcomeUnknown     the connection broke after an update was sent
 
-Tool handlers never format error text themselves: they raise one of these, and
-:func:`to_tool_message` turns any exception into a message that never contains a secret
-and never a traceback.
+Services, the upstream client and tool handlers raise one of these, and :func:`to_tool_message`
+turns any exception a handler raises into a message that never contains a secret and never a
+traceback (anything unexpected becomes one generic sentence; the traceback goes to the log).
+The tool layer words two kinds of refusal itself, before any handler runs: arguments that do not
+fit the tool's input schema (``tools/registry.py``: validation errors, invalid Unicode;
+``tools/server.py``: unknown or missing arguments), and a write tool called on a read-only server
+(``tools/server.py``).
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ class InvalidChanges(InvalidArgument):
     """The changes of an update would not produce a valid scenario."""
 
 
-RefusalReason = Literal["missing", "invalid", "expired", "used", "changes_differ", "stale", "read_only", "declined"]
+RefusalReason = Literal["missing", "invalid", "expired", "used", "changes_differ", "stale", "declined"]
 
 
 class PreviewRefused(RunloopMcpError):
@@ -72,6 +77,10 @@ class PreviewRefused(RunloopMcpError):
     def __init__(self, reason: RefusalReason, message: str) -> None:
         super().__init__(message)
         self.reason: RefusalReason = reason
+
+
+class JournalError(RunloopMcpError):
+    """The undo journal cannot be written or read."""
 
 
 class UpstreamError(RunloopMcpError):

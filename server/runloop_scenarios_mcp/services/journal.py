@@ -16,15 +16,11 @@ import time
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from runloop_scenarios_mcp.errors import RunloopMcpError
+from runloop_scenarios_mcp.errors import JournalError as JournalError  # (re-exported: services/update/apply.py)
 from runloop_scenarios_mcp.services.update.plan import CLEAR_VALUES, make_merge_patch
 from runloop_scenarios_mcp.upstream.models import UPDATE_FIELD_NAMES
 
 Outcome = Literal["applied", "failed", "unknown"]
-
-
-class JournalError(RunloopMcpError):
-    """The journal cannot be written or read."""
 
 
 class Journal:
