@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+from pathlib import Path
 from typing import Any, get_args
 
 from runloop_scenarios_mcp import config, errors
 from runloop_scenarios_mcp.emulator import data as emulator_data
+from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.emulator.loopback import LoopbackEmulator
 from runloop_scenarios_mcp.services import journal
 from runloop_scenarios_mcp.services.contracts import MAX_SCENARIOS_PER_PAGE, ListScenariosInput
 from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
@@ -20,6 +24,8 @@ from runloop_scenarios_mcp.upstream.models import (
     ScorerType,
     ValidationType,
 )
+from tests.support.common import TEST_SECRET
+from tests.support.raw_stdio import RawSession, base_env, call
 
 # --- one list of filter names --------------------------------------------------------------
 
@@ -115,3 +121,56 @@ def test_journal_errors_are_runloop_errors_with_an_agent_facing_message() -> Non
 def test_refusal_reasons_are_the_ones_raised() -> None:
     """A read-only refusal is worded by tools/server.py before any handler runs; no PreviewRefused carries it."""
     assert "read_only" not in get_args(errors.RefusalReason)
+
+
+# --- an unexpected exception is logged with its traceback at the default level ----------------
+
+CRASH_WORDS = "surrogates not allowed"
+"""The last words of the traceback below; used as the API key, so the traceback carries a secret."""
+
+
+def test_a_tool_crash_logs_its_traceback_at_the_default_level_redacted_and_tells_the_client_nothing(
+    tmp_path: Path,
+) -> None:
+    """A lone surrogate in a scenario's name, as the API (here the emulator) may serve it, makes list_scenarios
+    raise UnicodeEncodeError while it packs the page: not one of our errors, so the tool boundary logs it.
+
+    (If that crash gets fixed, this test needs another way to make a service raise something unexpected.)
+    """
+    emulator = Emulator(scenarios=[{"id": "scn_lone_surrogate", "name": "half a pair: \ud800", "status": "active"}])
+    with LoopbackEmulator(emulator) as loopback:
+        env = base_env(
+            tmp_path, RUNLOOP_API_KEY=CRASH_WORDS, RUNLOOP_BASE_URL=loopback.base_url, RUNLOOP_MCP_SECRET=TEST_SECRET
+        )
+        session = RawSession([], env)  # no --log-level: the default, INFO
+        try:
+            session.request(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "0"},
+                    },
+                }
+            )
+            session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            response = session.request(call(1, "list_scenarios", {}))
+        finally:
+            code = session.close()
+    assert code == 0
+    assert any(request.authorized for request in emulator.requests), "the key never reached the emulator"
+    result = response["result"]
+    assert result["isError"] is True
+    assert result["content"][0]["text"] == errors.to_tool_message(RuntimeError("anything unexpected"))
+    assert "Traceback" not in json.dumps(result) and "UnicodeEncodeError" not in json.dumps(result)
+
+    stderr = session.stderr.decode()
+    crashes = [line for line in stderr.splitlines() if "tool_crash tool=list_scenarios" in line]
+    assert len(crashes) == 1, stderr[-2000:]
+    assert " ERROR " in crashes[0]
+    assert "Traceback (most recent call last)" in crashes[0] and "UnicodeEncodeError" in crashes[0]
+    assert "[redacted]" in crashes[0]  # the key, where the traceback's last line says it
+    assert CRASH_WORDS not in stderr and TEST_SECRET not in stderr

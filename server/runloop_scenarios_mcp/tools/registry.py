@@ -118,9 +118,8 @@ def register(
             logger.info("tool_error tool=%s error=%s", name, type(exc).__name__)
             return error_result(to_tool_message(exc, state.settings.secret_values))
         except Exception as exc:  # the boundary: nothing unexpected reaches the client as a crash
-            logger.error(
-                "tool_crash tool=%s error=%s", name, type(exc).__name__, exc_info=state.settings.log_level == "DEBUG"
-            )
+            # At every log level the traceback goes to the log (stderr, secrets redacted), never to the client.
+            logger.exception("tool_crash tool=%s error=%s", name, type(exc).__name__)
             return error_result(to_tool_message(exc))
         if isinstance(result, InputRequiredResult):
             return result

@@ -93,7 +93,7 @@ def _confirmer(ctx: Context[AppState, Any], state: AppState) -> Confirm | None:
         except TimeoutError:
             return "timeout"
         except Exception as exc:  # an elicitation that fails for any reason writes nothing
-            logger.warning("confirmation_failed error=%s", type(exc).__name__)
+            logger.warning("confirmation_failed error=%s", type(exc).__name__, exc_info=True)
             return "error"
 
     return confirm_mid_call
