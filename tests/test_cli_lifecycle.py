@@ -326,7 +326,7 @@ def test_the_emulator_prints_a_command_that_points_the_server_at_it(tmp_path: Pa
     try:
         assert emulator.stderr is not None
         lines = [emulator.stderr.readline(), emulator.stderr.readline()]
-        assert lines[0].startswith(f"Runloop emulator listening on http://127.0.0.1:{port}"), lines
+        assert lines[0] == f"Runloop emulator listening on http://127.0.0.1:{port}\n", lines
         label, _, command = lines[1].partition(": ")
         assert label == "Point the MCP server at it", lines
         words = shlex.split(command)

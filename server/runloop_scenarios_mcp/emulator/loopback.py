@@ -375,7 +375,7 @@ def serve(
     try:
         key = "<your --api-key>" if api_key is not None else "any"
         sys.stderr.write(
-            f"Runloop emulator listening on {loopback.base_url} (Ctrl-C stops it)\n"
+            f"Runloop emulator listening on {loopback.base_url}\n"
             f"Point the MCP server at it: RUNLOOP_BASE_URL={loopback.base_url} RUNLOOP_API_KEY={key} "
             "runloop-scenarios-mcp\n"
         )
