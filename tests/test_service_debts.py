@@ -8,6 +8,9 @@ import re
 from pathlib import Path
 from typing import Any, get_args
 
+import anyio
+import pytest
+
 from runloop_scenarios_mcp import config, errors
 from runloop_scenarios_mcp.emulator import data as emulator_data
 from runloop_scenarios_mcp.emulator.handler import Emulator
@@ -15,6 +18,9 @@ from runloop_scenarios_mcp.emulator.loopback import LoopbackEmulator
 from runloop_scenarios_mcp.services import journal
 from runloop_scenarios_mcp.services.contracts import MAX_SCENARIOS_PER_PAGE, ListScenariosInput
 from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
+from runloop_scenarios_mcp.services.journal import Journal
+from runloop_scenarios_mcp.services.state import AppState
+from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
 from runloop_scenarios_mcp.upstream import client as upstream_client
 from runloop_scenarios_mcp.upstream.client import API_MAX_LIMIT, ListQuery, RunloopClient
 from runloop_scenarios_mcp.upstream.models import (
@@ -24,7 +30,7 @@ from runloop_scenarios_mcp.upstream.models import (
     ScorerType,
     ValidationType,
 )
-from tests.support.common import TEST_SECRET
+from tests.support.common import TEST_SECRET, make_settings
 from tests.support.raw_stdio import RawSession, base_env, call
 
 # --- one list of filter names --------------------------------------------------------------
@@ -174,3 +180,93 @@ def test_a_tool_crash_logs_its_traceback_at_the_default_level_redacted_and_tells
     assert "Traceback (most recent call last)" in crashes[0] and "UnicodeEncodeError" in crashes[0]
     assert "[redacted]" in crashes[0]  # the key, where the traceback's last line says it
     assert CRASH_WORDS not in stderr and TEST_SECRET not in stderr
+
+
+# --- per-scenario write locks stay bounded ----------------------------------------------------
+
+
+def app_state(tmp_path: Path) -> AppState:
+    return AppState(
+        settings=make_settings(tmp_path),
+        client=None,
+        cursors=CursorCodec(TEST_SECRET),
+        previews=PreviewTokens(TEST_SECRET),
+        journal=Journal(tmp_path / "journal.jsonl"),
+    )
+
+
+@pytest.mark.anyio
+async def test_write_locks_are_dropped_when_nobody_holds_or_waits(tmp_path: Path) -> None:
+    state = app_state(tmp_path)
+    for number in range(5000):
+        async with state.write_lock(f"scn_{number}"):
+            assert len(state.write_locks) == 1
+    assert len(state.write_locks) == 0
+
+    most = 0
+
+    async def write(scenario_id: str) -> None:
+        nonlocal most
+        async with state.write_lock(scenario_id):
+            most = max(most, len(state.write_locks))
+            await anyio.sleep(0.001)
+
+    async with anyio.create_task_group() as group:
+        for number in range(300):
+            group.start_soon(write, f"scn_{number % 30}")  # 30 scenarios, 10 writers each
+    assert 1 <= most <= 30
+    assert len(state.write_locks) == 0
+
+
+@pytest.mark.anyio
+async def test_a_write_lock_still_excludes_writers_of_one_scenario(tmp_path: Path) -> None:
+    state = app_state(tmp_path)
+    inside: list[int] = []
+    entered = 0
+
+    async def write(number: int) -> None:
+        nonlocal entered
+        async with state.write_lock("scn_one"):
+            inside.append(number)
+            assert len(inside) == 1, f"writers {inside} inside at once"
+            entered += 1
+            for _ in range(3):
+                await anyio.sleep(0)  # let every other writer try to get in
+            assert len(state.write_locks) == 1
+            inside.remove(number)
+
+    async with anyio.create_task_group() as group:
+        for number in range(50):
+            group.start_soon(write, number)
+    assert entered == 50 and len(state.write_locks) == 0
+
+
+@pytest.mark.anyio
+async def test_a_writer_cancelled_while_waiting_leaves_no_lock_behind(tmp_path: Path) -> None:
+    state = app_state(tmp_path)
+    release = anyio.Event()
+    holding = anyio.Event()
+
+    async def holder() -> None:
+        async with state.write_lock("scn_one"):
+            holding.set()
+            await release.wait()
+
+    async def waiter(scope: anyio.CancelScope) -> None:
+        with scope:
+            async with state.write_lock("scn_one"):
+                raise AssertionError("the waiter got the lock while it was held")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(holder)
+        await holding.wait()
+        scope = anyio.CancelScope()
+        group.start_soon(waiter, scope)
+        await anyio.sleep(0.01)
+        assert len(state.write_locks) == 1
+        scope.cancel()
+        await anyio.sleep(0.01)
+        release.set()
+    assert len(state.write_locks) == 0
+    async with state.write_lock("scn_one"):  # and the scenario can be locked again
+        assert len(state.write_locks) == 1

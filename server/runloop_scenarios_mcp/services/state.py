@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 from runloop_scenarios_mcp.config import Settings
@@ -14,17 +16,52 @@ from runloop_scenarios_mcp.upstream.client import RunloopClient
 
 
 @dataclass
+class _Held:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    """Tasks holding the lock or waiting for it."""
+
+
+class ScenarioLocks:
+    """One lock per scenario id, kept only while someone holds it or waits for it.
+
+    A lock that nobody holds or waits for is dropped, so the map holds at most the scenarios being
+    written right now, however many scenarios the process writes over its lifetime.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, _Held] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @asynccontextmanager
+    async def hold(self, scenario_id: str) -> AsyncIterator[None]:
+        if scenario_id not in self._held:
+            self._held[scenario_id] = _Held()
+        held = self._held[scenario_id]
+        held.users += 1
+        try:
+            async with held.lock:
+                yield
+        finally:  # the lock is released (or was never acquired, if cancelled while waiting) before this runs
+            held.users -= 1
+            if held.users == 0:
+                del self._held[scenario_id]
+
+
+@dataclass
 class AppState:
     settings: Settings
     client: RunloopClient | None
     cursors: CursorCodec
     previews: PreviewTokens
     journal: Journal
-    _write_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    write_locks: ScenarioLocks = field(default_factory=ScenarioLocks)
 
-    def write_lock(self, scenario_id: str) -> asyncio.Lock:
+    def write_lock(self, scenario_id: str) -> AbstractAsyncContextManager[None]:
         """One apply at a time per scenario in this process (read-check-write must not interleave)."""
-        return self._write_locks.setdefault(scenario_id, asyncio.Lock())
+        return self.write_locks.hold(scenario_id)
 
     def require_client(self) -> RunloopClient:
         """The upstream client, or the error that tells the user how to configure one."""
