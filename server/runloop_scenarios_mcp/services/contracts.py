@@ -238,7 +238,11 @@ class UpdateScenarioResult(ToolResult):
     verified: bool | None = Field(description="After apply: true when the API's result matches the preview.")
     upstream_body_bytes: int = Field(description="Size of the JSON body sent (or that apply would send), in bytes.")
     upstream_body: dict[str, Any] | None = Field(
-        None, description="The exact JSON body, when it fits max_tokens (else left out; see upstream_body_bytes)."
+        None,
+        description=(
+            "The exact JSON body, when it holds no long text and fits max_tokens (else left out: see diff and "
+            "upstream_body_bytes)."
+        ),
     )
     estimated_tokens: int = Field(description="Tokens this result takes, by the server's conservative count.")
     max_tokens: int = Field(description="The budget this result was packed into.")

@@ -1,7 +1,9 @@
 """An update_scenario result that fits its token budget, whatever the size of the scenario or the change.
 
 The head (``preview_token``, ``expires_at``, ``hint``, ids, flags, warnings) is small and always
-whole. What can be large gives way in this order: the upstream body (replaced by its size), then
+whole. The upstream body is shown only when it holds no long text (the diff shows that as
+regions; the body would repeat it whole) and fits. What can be large gives way in this order:
+the upstream body (replaced by its size), then
 the longest strings of the diff and mismatches (clipped evenly, marked), then whole entries from
 the end (counted in ``diff_omitted``). The exact count of the final JSON by both tokenizers
 decides, as for list and get; apply always writes the complete values, never what is shown here.
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from runloop_scenarios_mcp.services.budget import clip_to_fit, count_json, to_json, usable
+from runloop_scenarios_mcp.services.update.diff_view import LONG_TEXT
 
 _BYTES_PER_TOKEN_MAX = 256
 """No token of either encoding spans more bytes: a text of more than 256 x N bytes cannot fit N tokens."""
@@ -56,9 +59,10 @@ def fit_update_result(
     """The result, within ``max_tokens`` by o200k_base and cl100k_base (within :func:`usable` of it)."""
     limit = usable(max_tokens)
     body_bytes = len(to_json(body).encode())
-    result = _assemble(head, diff, 0, mismatches, body, body_bytes, max_tokens)
+    shown_body = body if not _has_long_text(body) else None
+    result = _assemble(head, diff, 0, mismatches, shown_body, body_bytes, max_tokens)
     tokens = _cost(result, limit)
-    if tokens > limit:
+    if tokens > limit and shown_body is not None:
         result = _assemble(head, diff, 0, mismatches, None, body_bytes, max_tokens)
         tokens = _cost(result, limit)
     if tokens > limit:
@@ -103,6 +107,16 @@ def _shrink(
         else:
             high = mid - 1
     return best, best_tokens
+
+
+def _has_long_text(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) > LONG_TEXT
+    if isinstance(value, dict):
+        return any(_has_long_text(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_long_text(item) for item in value)
+    return False
 
 
 def _paths(*lists: list[dict[str, Any]]) -> frozenset[tuple[str | int, ...]]:
