@@ -1,10 +1,11 @@
-"""Opaque, integrity-protected tokens: list cursors (and the signing that preview tokens share).
+"""List cursors: compact, integrity-protected, stateless (:class:`CursorCodec`), and :func:`canonical`.
 
-A preview token is ``<kind-prefix><base64url(payload JSON)>.<base64url(HMAC-SHA256)>`` (:class:`Signer`);
-a list cursor has its own compact form (:class:`CursorCodec`), since every page pays for it in tokens.
-Both are signed with keys derived from ``RUNLOOP_MCP_SECRET`` (random per process when unset) and the
-token's kind, so a cursor can never pass for a preview token. Nothing is stored server-side: any
-replica sharing the secret can continue any cursor.
+A cursor names the last scenario a page returned and the query it belongs to, with an HMAC-SHA256
+tag under a key derived from ``RUNLOOP_MCP_SECRET`` (random per process when unset) and a label of
+its own, so no other token of this server can pass for a cursor. Nothing is stored server-side: any
+replica sharing the secret can continue any cursor. (Preview tokens have their own format and key:
+``services/update/tokens.py``.) :func:`canonical` is the one JSON spelling that cursor tags and
+scenario fingerprints are taken over.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from runloop_scenarios_mcp.errors import InvalidCursor
 from runloop_scenarios_mcp.upstream.models import LIST_FILTERS
 
 MAX_TOKEN_LENGTH = 8192
-_MAC_BYTES = 20
 
 
 def _b64(data: bytes) -> str:
@@ -32,39 +32,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class Signer:
-    """Seals and opens JSON payloads for one kind of token ("cursor", "preview")."""
-
-    def __init__(self, secret: str, kind: str) -> None:
-        self._key = hmac.new(secret.encode(), f"runloop-scenarios-mcp/{kind}/v1".encode(), hashlib.sha256).digest()
-        self.prefix = f"{kind[:2]}1_"
-
-    def seal(self, payload: dict[str, Any]) -> str:
-        body = canonical(payload).encode()
-        mac = hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_BYTES]
-        return f"{self.prefix}{_b64(body)}.{_b64(mac)}"
-
-    def open(self, token: str) -> dict[str, Any] | None:
-        """The payload, or None when the token is malformed, truncated, altered or signed by another key."""
-        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not token.startswith(self.prefix):
-            return None
-        body_b64, dot, mac_b64 = token[len(self.prefix) :].partition(".")
-        if not dot:
-            return None
-        try:
-            body, mac = _unb64(body_b64), _unb64(mac_b64)
-        except (binascii.Error, ValueError):
-            return None
-        expected = hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_BYTES]
-        if not hmac.compare_digest(mac, expected):
-            return None
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return None
-        return payload if isinstance(payload, dict) else None
 
 
 @dataclass(frozen=True)
