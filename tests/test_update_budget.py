@@ -254,7 +254,7 @@ async def test_a_confirmed_apply_reads_once_per_round_under_the_lock(
     scenario = active_scenario(emulator, small_scenario)
     sid = scenario["id"]
     server = build_server(make_settings(tmp_path), transport=emulator.transport())
-    async with Client(server, mode=mode, elicitation_callback=person) as client:  # type: ignore[arg-type]
+    async with Client(server, mode=mode, elicitation_callback=person) as client:
         session = Session(client, mode)
         preview = await preview_update(session, sid, {"name": "confirmed"})
         before = len(emulator.requests)
