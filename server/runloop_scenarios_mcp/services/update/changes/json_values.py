@@ -1,0 +1,45 @@
+"""Plain JSON values: the absent marker, a deep copy without recursion, and an RFC 7396 merge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ABSENT: Any = object()
+"""Where the scenario (or changes) has no value at all, as opposed to null."""
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value, without recursion (the scenario's own nesting is not bounded here)."""
+    if not isinstance(value, dict | list):
+        return value
+    top: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, top)]
+    while stack:
+        source, target = stack.pop()
+        pairs = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in pairs:
+            clone = item
+            if isinstance(item, dict | list):
+                clone = {} if isinstance(item, dict) else []
+                stack.append((item, clone))
+            if isinstance(target, dict):
+                target[key] = clone
+            else:
+                target.append(clone)
+    return top
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7396, non-mutating; the result may share untouched parts with ``target`` (callers copy it).
+
+    The same as ``plan.merge_patch``, which cannot be imported here: plan.py imports this package.
+    """
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge(result.get(key), value)
+    return result
