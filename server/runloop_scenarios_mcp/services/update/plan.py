@@ -22,6 +22,7 @@ from runloop_scenarios_mcp.services.budget import is_clipped_text
 from runloop_scenarios_mcp.services.contracts import DiffEntry
 from runloop_scenarios_mcp.services.cursor import canonical
 from runloop_scenarios_mcp.services.update.changes import expand_changes
+from runloop_scenarios_mcp.services.update.changes.json_values import merge as merge_patch
 from runloop_scenarios_mcp.upstream.models import (
     READ_ONLY_FIELDS,
     SCENARIO_FIELDS,
@@ -61,19 +62,6 @@ def digest(value: Any) -> str:
 def fingerprint(scenario: dict[str, Any]) -> str:
     """The version of a scenario as read: any change to any field changes it."""
     return digest(scenario)
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396: objects merge recursively, null removes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def make_merge_patch(source: Any, target: Any) -> Any:

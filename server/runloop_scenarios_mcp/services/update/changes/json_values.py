@@ -30,9 +30,9 @@ def copy_json(value: Any) -> Any:
 
 
 def merge(target: Any, patch: Any) -> Any:
-    """RFC 7396, non-mutating; the result may share untouched parts with ``target`` (callers copy it).
+    """RFC 7396: objects merge recursively, null removes, anything else replaces (plan.py uses it as merge_patch).
 
-    The same as ``plan.merge_patch``, which cannot be imported here: plan.py imports this package.
+    Non-mutating; the result may share untouched parts with ``target`` (callers copy what they change).
     """
     if not isinstance(patch, dict):
         return patch
