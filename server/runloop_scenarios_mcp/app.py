@@ -13,10 +13,11 @@ from contextlib import asynccontextmanager
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.request_state import RequestStateSecurity
 
 from runloop_scenarios_mcp import __version__
 from runloop_scenarios_mcp.config import EMULATOR_API_KEY, Settings
-from runloop_scenarios_mcp.services import budget
+from runloop_scenarios_mcp.services import budget, keys
 from runloop_scenarios_mcp.services.cursor import CursorCodec
 from runloop_scenarios_mcp.services.journal import Journal
 from runloop_scenarios_mcp.services.state import AppState
@@ -27,6 +28,8 @@ from runloop_scenarios_mcp.upstream.client import HttpTransport, RunloopClient
 
 logger = logging.getLogger(__name__)
 
+SERVER_NAME = "runloop-scenarios-mcp"
+"""The MCP server name; also the audience of its sealed ``requestState``."""
 EMULATOR_BASE_URL = "http://emulator.invalid"
 """The base URL the in-process emulator answers at (``.invalid`` never resolves: nothing can leak to it)."""
 
@@ -41,6 +44,9 @@ INSTRUCTIONS = (
 
 def build_server(settings: Settings, *, transport: HttpTransport | None = None) -> ScenariosServer:
     """The MCP server for ``settings``. ``transport`` replaces the network (the emulator, or a test double)."""
+    # Cursors, preview tokens and the SDK's requestState are all sealed under keys from RUNLOOP_MCP_SECRET (the
+    # first signs, all verify), so any process or replica with the same secret continues any call.
+    secrets = [key.get_secret_value() for key in settings.secrets]
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -48,12 +54,11 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
         threading.Thread(target=budget.warm_up, name="tokenizer-warm-up", daemon=True).start()
         client = _make_client(settings, transport)
         try:
-            secret = settings.secret.get_secret_value()
             yield AppState(
                 settings=settings,
                 client=client,
-                cursors=CursorCodec(secret),
-                previews=PreviewTokens(secret, settings.preview_ttl),
+                cursors=CursorCodec(secrets),
+                previews=PreviewTokens(secrets, settings.preview_ttl),
                 journal=Journal(settings.journal_path),
             )
         finally:
@@ -62,12 +67,15 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
 
     server = ScenariosServer(
         settings,
-        name="runloop-scenarios-mcp",
+        name=SERVER_NAME,
         title="Runloop scenarios",
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,
+        request_state_security=RequestStateSecurity(
+            keys=keys.derive(secrets, keys.REQUEST_STATE), audience=SERVER_NAME
+        ),
     )
     register_tools(server)
     return server

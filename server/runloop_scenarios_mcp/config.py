@@ -39,6 +39,8 @@ DEFAULT_CONFIRM_TIMEOUT = 300.0
 """Seconds to wait for a person to answer the confirmation (elicitation) before refusing to write."""
 DEFAULT_PREVIEW_TTL = 600
 """Seconds a preview token stays valid."""
+MIN_SECRET_LENGTH = 16
+"""The shortest RUNLOOP_MCP_SECRET key accepted (each one, when it is a comma-separated list)."""
 EMULATOR_API_KEY = "emulator-key"
 """The bearer token the in-process emulator is sent; not a secret, there is no account behind it."""
 
@@ -73,6 +75,7 @@ class Settings:
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     max_tokens_cap: int = DEFAULT_MAX_TOKENS_CAP
     secret: SecretStr = field(default_factory=lambda: SecretStr(secrets.token_hex(32)))
+    """``RUNLOOP_MCP_SECRET`` as given: one key, or a comma-separated list for rotation (see :attr:`secrets`)."""
     timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -89,10 +92,21 @@ class Settings:
         _check(self)
 
     @property
+    def secrets(self) -> tuple[SecretStr, ...]:
+        """The sealing keys (cursors, preview tokens, the SDK's ``requestState``): the first signs, all verify."""
+        return tuple(SecretStr(key) for key in split_secret(self.secret.get_secret_value()))
+
+    @property
     def secret_values(self) -> tuple[str, ...]:
-        """Values that must never appear in any output (results, errors, logs)."""
-        values = [self.api_key, self.http_token, self.secret]
-        return tuple(v.get_secret_value() for v in values if v is not None and v.get_secret_value())
+        """Values that must never appear in any output (results, errors, logs): longest first, every key alone."""
+        values = [self.api_key, self.http_token, self.secret, *self.secrets]
+        found = {v.get_secret_value() for v in values if v is not None and v.get_secret_value()}
+        return tuple(sorted(found, key=len, reverse=True))
+
+
+def split_secret(value: str) -> tuple[str, ...]:
+    """The keys of a ``RUNLOOP_MCP_SECRET`` value: comma-separated, blanks around each key dropped."""
+    return tuple(key.strip() for key in value.split(","))
 
 
 def is_loopback(host: str) -> bool:
@@ -144,5 +158,12 @@ def _check(s: Settings) -> None:
         )
     if s.log_level not in LOG_LEVELS:
         raise ConfigurationError(f"log level {s.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
-    if len(s.secret.get_secret_value()) < 16:
-        raise ConfigurationError("RUNLOOP_MCP_SECRET must be at least 16 characters long")
+    keys = split_secret(s.secret.get_secret_value())
+    if len(keys) == 1 and len(keys[0]) < MIN_SECRET_LENGTH:
+        raise ConfigurationError(f"RUNLOOP_MCP_SECRET must be at least {MIN_SECRET_LENGTH} characters long")
+    for number, key in enumerate(keys, start=1):
+        if len(key) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"RUNLOOP_MCP_SECRET: key {number} of {len(keys)} in the comma-separated list is "
+                f"{'empty' if not key else 'too short'}; each key must be at least {MIN_SECRET_LENGTH} characters long"
+            )

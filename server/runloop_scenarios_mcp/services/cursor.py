@@ -2,8 +2,9 @@
 
 A cursor names the last scenario a page returned and the query it belongs to, with an HMAC-SHA256
 tag under a key derived from ``RUNLOOP_MCP_SECRET`` (random per process when unset) and a label of
-its own, so no other token of this server can pass for a cursor. Nothing is stored server-side: any
-replica sharing the secret can continue any cursor. (Preview tokens have their own format and key:
+its own (:mod:`services.keys`), so no other token of this server can pass for a cursor. Nothing is
+stored server-side: any replica sharing the secret can continue any cursor. With several secrets
+(rotation), the first signs and a cursor signed under any of them is accepted. (Preview tokens have their own format and key:
 ``services/update/tokens.py``.) :func:`canonical` is the one JSON spelling that cursor tags and
 scenario fingerprints are taken over.
 """
@@ -16,11 +17,13 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
 from runloop_scenarios_mcp.errors import InvalidCursor
+from runloop_scenarios_mcp.services import keys
 from runloop_scenarios_mcp.upstream.models import LIST_FILTERS
 
 MAX_TOKEN_LENGTH = 8192
@@ -94,12 +97,13 @@ class CursorCodec:
     Opaque to agents (they pass it back as is), but not secret: it names a scenario id the page showed.
     """
 
-    def __init__(self, secret: str) -> None:
-        self._key = hmac.new(secret.encode(), b"runloop-scenarios-mcp/cursor/v2", hashlib.sha256).digest()
+    def __init__(self, secrets: str | Sequence[str]) -> None:
+        """``secrets``: one secret, or several in order (the first signs, all verify)."""
+        self._keys = keys.derive(secrets, keys.CURSOR)
 
-    def _mac(self, after: str, query: dict[str, Any]) -> bytes:
+    def _mac(self, after: str, query: dict[str, Any], key: bytes | None = None) -> bytes:
         body = _CURSOR_PREFIX.encode() + b"\0" + after.encode() + b"\0" + canonical(query).encode()
-        return hmac.new(self._key, body, hashlib.sha256).digest()[:_CURSOR_MAC_BYTES]
+        return hmac.new(key or self._keys[0], body, hashlib.sha256).digest()[:_CURSOR_MAC_BYTES]
 
     def encode(self, state: CursorState) -> str:
         query = {"filters": dict(state.query.get("filters") or {}), "fields": state.query.get("fields")}
@@ -132,6 +136,6 @@ class CursorCodec:
             return None
         if not after or query is None:
             return None
-        if not hmac.compare_digest(mac, self._mac(after, query)):
+        if not any(hmac.compare_digest(mac, self._mac(after, query, key)) for key in self._keys):
             return None
         return CursorState(after=after, query=query)

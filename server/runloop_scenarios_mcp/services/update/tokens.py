@@ -18,6 +18,11 @@ head       3      every byte above was issued here, unaltered (else: invalid)
 Only the 64-bit seal allows a write: it binds the scenario id, the canonical changes, the
 scenario version (its fingerprint) and the expiry. The short tags exist only to tell an agent
 which of the distinct refusals applies; a forged tag can at most change the wording of a refusal.
+
+Key rotation (``RUNLOOP_MCP_SECRET="new,old"``) adds nothing to the token: it is signed under the
+first key, and opening it tries each key in order until the head matches, then checks every other
+part under that key. A head that matches under a wrong key by chance (2^-24 per extra key) can
+only change which refusal is given; the seal still has to match under that key.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ import hmac
 import secrets
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from runloop_scenarios_mcp.config import DEFAULT_PREVIEW_TTL
 from runloop_scenarios_mcp.errors import PreviewRefused
+from runloop_scenarios_mcp.services import keys
 
 PREFIX = "pv_"
 _LAYOUT = struct.Struct(">I6s2s2s2s8s3s")
@@ -49,20 +56,40 @@ class TokenClaims:
     expires: int
     after_tag: bytes
     seal: bytes
+    key: int = 0
+    """Which of the keys (in ``RUNLOOP_MCP_SECRET`` order) the token was issued under."""
 
 
 class PreviewTokens:
-    """Issues and checks preview tokens (stateless: any process sharing the secret can check them)."""
+    """Issues and checks preview tokens (stateless: any process sharing the secret can check them).
 
-    def __init__(self, secret: str, ttl_seconds: int = DEFAULT_PREVIEW_TTL) -> None:
-        self._key = hmac.new(secret.encode(), b"runloop-scenarios-mcp/preview/v2", hashlib.sha256).digest()
+    ``secrets``: one secret, or several in order (the first signs, all verify).
+    """
+
+    def __init__(self, secrets: str | Sequence[str], ttl_seconds: int = DEFAULT_PREVIEW_TTL) -> None:
+        self._keys = keys.derive(secrets, keys.PREVIEW)
         self.ttl = ttl_seconds
 
-    def _mac(self, label: bytes, *parts: bytes | str, size: int) -> bytes:
+    def _mac(self, label: bytes, *parts: bytes | str, size: int, key: int = 0) -> bytes:
         message = label + b"".join(
             struct.pack(">I", len(data)) + data for data in (p.encode() if isinstance(p, str) else p for p in parts)
         )
-        return hmac.new(self._key, message, hashlib.sha256).digest()[:size]
+        return hmac.new(self._keys[key], message, hashlib.sha256).digest()[:size]
+
+    def _issuer(self, raw: bytes | None, scenario_id: str) -> int | None:
+        """The key whose head tag matches (preferring one whose scenario tag matches too), or None."""
+        if raw is None:
+            return None
+        signed, head, scenario_tag = raw[:_SIGNED], raw[:10], raw[10:12]
+        issuers = [
+            k
+            for k in range(len(self._keys))
+            if hmac.compare_digest(raw[_SIGNED:], self._mac(b"h", signed, size=3, key=k))
+        ]
+        for key in issuers:
+            if hmac.compare_digest(scenario_tag, self._mac(b"s", head, scenario_id, size=2, key=key)):
+                return key
+        return issuers[0] if issuers else None
 
     def issue(
         self, scenario_id: str, changes_digest: str, before: str, after: str, now: float | None = None
@@ -94,7 +121,8 @@ class PreviewTokens:
                 "review the diff, then call again with dry_run=false and the preview_token it returned.",
             )
         raw = _decode(token)
-        if raw is None or not hmac.compare_digest(raw[_SIGNED:], self._mac(b"h", raw[:_SIGNED], size=3)):
+        key = self._issuer(raw, scenario_id)
+        if raw is None or key is None:
             raise PreviewRefused(
                 "invalid",
                 "preview_token is not valid: it was altered, truncated, or issued by another server (or this server "
@@ -102,7 +130,7 @@ class PreviewTokens:
             )
         expires, nonce, scenario_tag, changes_tag, after_tag, seal, _check = _LAYOUT.unpack(raw)
         head = raw[:10]
-        if not hmac.compare_digest(scenario_tag, self._mac(b"s", head, scenario_id, size=2)):
+        if not hmac.compare_digest(scenario_tag, self._mac(b"s", head, scenario_id, size=2, key=key)):
             raise PreviewRefused(
                 "invalid",
                 "preview_token was issued for another scenario. Run the dry run for this scenario_id to get its token.",
@@ -113,24 +141,24 @@ class PreviewTokens:
                 f"preview_token has expired (tokens last {self.ttl // 60} minutes). Run the dry run again, check the "
                 "diff, and apply with the new token.",
             )
-        if not hmac.compare_digest(changes_tag, self._mac(b"c", head, changes_digest, size=2)):
+        if not hmac.compare_digest(changes_tag, self._mac(b"c", head, changes_digest, size=2, key=key)):
             raise PreviewRefused(
                 "changes_differ",
                 "changes differ from the ones this preview_token was issued for. Apply exactly the previewed changes "
                 "(or the same restore), or run a dry run of the new changes first.",
             )
-        return TokenClaims(nonce=nonce.hex(), expires=expires, after_tag=after_tag, seal=seal)
+        return TokenClaims(nonce=nonce.hex(), expires=expires, after_tag=after_tag, seal=seal, key=key)
 
     def matches_version(self, claims: TokenClaims, scenario_id: str, changes_digest: str, before: str) -> bool:
         """True when the token was issued for exactly this change to the scenario version ``before``."""
         head = struct.pack(">I", claims.expires) + bytes.fromhex(claims.nonce)
-        expected = self._mac(b"v", head, scenario_id, changes_digest, before, size=8)
+        expected = self._mac(b"v", head, scenario_id, changes_digest, before, size=8, key=claims.key)
         return hmac.compare_digest(claims.seal, expected)
 
     def matches_after(self, claims: TokenClaims, version: str) -> bool:
         """True when ``version`` is the scenario the preview expected after its write (already applied)."""
         head = struct.pack(">I", claims.expires) + bytes.fromhex(claims.nonce)
-        return hmac.compare_digest(claims.after_tag, self._mac(b"a", head, version, size=2))
+        return hmac.compare_digest(claims.after_tag, self._mac(b"a", head, version, size=2, key=claims.key))
 
 
 def _decode(token: str) -> bytes | None:
