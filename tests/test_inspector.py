@@ -155,7 +155,8 @@ def test_read_get_preview_apply_across_processes(inspector: Any) -> None:
     applied = inspector(*apply_args).json()
     assert applied["isError"] is False, applied
     assert applied["structuredContent"]["applied"] is True
-    assert applied["structuredContent"]["scenario"]["metadata"]["inspected"] == "yes"
+    assert applied["structuredContent"]["verified"] is True  # the API's answer matched the preview
+    assert applied["structuredContent"]["diff"] == [{"path": "metadata.inspected", "before": None, "after": "yes"}]
     assert applied["structuredContent"]["journal_entry"]
 
 

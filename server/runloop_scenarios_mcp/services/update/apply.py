@@ -14,9 +14,15 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
-from runloop_scenarios_mcp.errors import PreviewRefused, UpstreamError, UpstreamStatusError, WriteOutcomeUnknown
+from runloop_scenarios_mcp.errors import (
+    JournalError,
+    PreviewRefused,
+    UpstreamError,
+    UpstreamStatusError,
+    WriteOutcomeUnknown,
+)
 from runloop_scenarios_mcp.services.contracts import DiffEntry
-from runloop_scenarios_mcp.services.journal import Journal, JournalError, Outcome
+from runloop_scenarios_mcp.services.journal import Journal, Outcome
 from runloop_scenarios_mcp.services.update.diff_view import confirmation_text, show_entries
 from runloop_scenarios_mcp.services.update.plan import Plan, diff, fingerprint
 from runloop_scenarios_mcp.services.update.preview import UpdateRequest, head, resolve_changes
