@@ -4,9 +4,9 @@ A cursor names the last scenario a page returned and the query it belongs to, wi
 tag under a key derived from ``RUNLOOP_MCP_SECRET`` (random per process when unset) and a label of
 its own (:mod:`services.keys`), so no other token of this server can pass for a cursor. Nothing is
 stored server-side: any replica sharing the secret can continue any cursor. With several secrets
-(rotation), the first signs and a cursor signed under any of them is accepted. (Preview tokens have their own format and key:
-``services/update/tokens.py``.) :func:`canonical` is the one JSON spelling that cursor tags and
-scenario fingerprints are taken over.
+(rotation), the first signs and a cursor signed under any of them is accepted. (Preview tokens have
+their own format and key: ``services/update/tokens.py``.) :func:`canonical` is the one JSON spelling
+that cursor tags and scenario fingerprints are taken over.
 """
 
 from __future__ import annotations
