@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -42,6 +42,31 @@ INSTRUCTIONS = (
 )
 
 
+WARM_UP_FALLBACK = 1.0
+"""Seconds after start-up to warm up anyway when no tools/list came (e.g. a client that calls tools directly)."""
+
+
+class WarmUp:
+    """Slow preparations (tokenizer vocabularies ~0.4 s, the emulator's data set), run once in a thread.
+
+    Started after the first tools/list is answered, so they never hold the GIL while a host waits for
+    ``initialize`` or the tool list; every step also happens on demand if a call needs it first.
+    """
+
+    def __init__(self, steps: list[Callable[[], None]]) -> None:
+        self.steps = steps
+        self._started = threading.Event()
+
+    def start(self) -> None:
+        if not self._started.is_set():
+            self._started.set()
+            threading.Thread(target=self._run, name="warm-up", daemon=True).start()
+
+    def _run(self) -> None:
+        for step in self.steps:
+            step()
+
+
 def build_server(settings: Settings, *, transport: HttpTransport | None = None) -> ScenariosServer:
     """The MCP server for ``settings``. ``transport`` replaces the network (the emulator, or a test double)."""
     # Cursors, preview tokens and the SDK's requestState are all sealed under keys from RUNLOOP_MCP_SECRET (the
@@ -50,9 +75,11 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        # Tokenizer vocabularies take ~0.4 s to load: do it off the start-up path.
-        threading.Thread(target=budget.warm_up, name="tokenizer-warm-up", daemon=True).start()
-        client = _make_client(settings, transport)
+        client = _make_client(settings, transport, warm_up)
+        # A host that never lists tools still gets the warm-up, a little later (tool calls load on demand).
+        fallback = threading.Timer(WARM_UP_FALLBACK, warm_up.start)
+        fallback.daemon = True
+        fallback.start()
         try:
             yield AppState(
                 settings=settings,
@@ -65,8 +92,10 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
             if client is not None:
                 await client.aclose()
 
+    warm_up = WarmUp([budget.warm_up])
     server = ScenariosServer(
         settings,
+        after_first_list=warm_up.start,
         name=SERVER_NAME,
         title="Runloop scenarios",
         version=__version__,
@@ -81,12 +110,14 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
     return server
 
 
-def _make_client(settings: Settings, transport: HttpTransport | None) -> RunloopClient | None:
+def _make_client(settings: Settings, transport: HttpTransport | None, warm_up: WarmUp) -> RunloopClient | None:
     base_url = settings.base_url
     if settings.emulator and transport is None:
-        from runloop_scenarios_mcp.emulator.handler import Emulator  # imported only when used: keeps start-up light
+        from runloop_scenarios_mcp.emulator.handler import LazyEmulator  # imported only when used
 
-        transport = Emulator(api_key=EMULATOR_API_KEY).transport()
+        emulator = LazyEmulator(api_key=EMULATOR_API_KEY)
+        warm_up.steps.append(emulator.build)  # its data set (~0.1 s) is built with the tokenizers, not at start
+        transport = emulator
         base_url = EMULATOR_BASE_URL  # no request leaves the process; logs should not name the real API
     if settings.emulator:
         api_key = EMULATOR_API_KEY

@@ -496,3 +496,27 @@ def _apply_field(updated: dict[str, Any], key: str, value: Any, *, merge_nested:
             updated["validation_type"] = value
         else:
             raise _bad("validation_type", f"must be one of {', '.join(VALIDATION_TYPES)} (or empty to clear)")
+
+
+class LazyEmulator(httpx.AsyncBaseTransport):
+    """The emulator as a transport that builds its data set when first needed, off the server's start-up path.
+
+    ``build()`` may be called ahead (e.g. from a warm-up thread once the client is initialized); the first
+    request waits for it or builds it itself.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._lock = threading.Lock()
+        self._transport: httpx.MockTransport | None = None
+
+    def build(self) -> None:
+        with self._lock:
+            if self._transport is None:
+                self._transport = Emulator(**self._options).transport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._transport is None:
+            self.build()
+        assert self._transport is not None
+        return await self._transport.handle_async_request(request)

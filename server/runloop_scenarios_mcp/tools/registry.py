@@ -8,6 +8,7 @@ Handlers only translate: arguments to a service call, its result or error to a t
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -81,7 +82,7 @@ def register(
     ``interactive``: the handler may return an ``InputRequiredResult`` (a question for the person, on the
     2026-07-28 protocol); it is passed through as is and the call comes back with the answer.
     """
-    schema = input_model.model_json_schema()
+    schema = input_schema(input_model)
     parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
     for field_name, field in input_model.model_fields.items():
         parameters.append(
@@ -131,6 +132,12 @@ def register(
     server.add_tool(
         call, name=name, title=title, description=description, annotations=annotations, structured_output=True
     )
+
+
+@functools.cache
+def input_schema(model: type[ToolInput]) -> dict[str, Any]:
+    """A tool input model's JSON Schema (what schemas/ holds), generated once per process."""
+    return model.model_json_schema()
 
 
 def error_result(message: str) -> CallToolResult:

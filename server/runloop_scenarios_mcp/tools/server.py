@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -10,20 +12,32 @@ from mcp_types import CallToolResult, InputRequiredResult, Tool
 from runloop_scenarios_mcp.config import Settings
 from runloop_scenarios_mcp.services.contracts import TOOL_CONTRACTS
 from runloop_scenarios_mcp.services.state import AppState
-from runloop_scenarios_mcp.tools.registry import error_result
+from runloop_scenarios_mcp.tools.registry import error_result, input_schema
 
 
 class ScenariosServer(MCPServer[AppState]):
-    """MCPServer that hides and refuses non-read-only tools when the server runs read-only."""
+    """MCPServer that hides and refuses non-read-only tools when the server runs read-only.
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    ``after_first_list`` runs in a thread shortly after the first tools/list is answered: the moment a host
+    has finished starting the server, so slow preparations (tokenizers) never delay ``initialize``.
+    """
+
+    def __init__(
+        self, settings: Settings, *, after_first_list: Callable[[], None] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.read_only = settings.read_only
+        self._after_first_list = after_first_list
 
     def _allowed(self, tool: Tool) -> bool:
         return not self.read_only or bool(tool.annotations and tool.annotations.read_only_hint)
 
     async def list_tools(self) -> list[Tool]:
+        if self._after_first_list is not None:
+            timer = threading.Timer(_AFTER_LIST_DELAY, self._after_first_list)
+            timer.daemon = True
+            timer.start()
+            self._after_first_list = None
         return [_published(tool) for tool in await super().list_tools() if self._allowed(tool)]
 
     async def call_tool(
@@ -48,8 +62,12 @@ class ScenariosServer(MCPServer[AppState]):
         return await super().call_tool(name, arguments, context)
 
 
+_AFTER_LIST_DELAY = 0.05
+"""Seconds after the first tools/list before ``after_first_list`` runs: time to write the answer first."""
+
+
 def _published(tool: Tool) -> Tool:
     """The tool with its contract's own input schema (as in schemas/), not the SDK's regenerated one, which
     re-adds a title and ``default: null`` to every argument and drops ``additionalProperties: false``."""
     contract = TOOL_CONTRACTS.get(tool.name)
-    return tool if contract is None else tool.model_copy(update={"input_schema": contract[0].model_json_schema()})
+    return tool if contract is None else tool.model_copy(update={"input_schema": input_schema(contract[0])})
