@@ -15,7 +15,8 @@ The hierarchy::
         ├── UpstreamStatusError     an HTTP error status (status_code, upstream message)
         ├── UpstreamConnectionError the connection failed or dropped
         │   └── UpstreamTimeout     no answer within the timeout
-        ├── MalformedResponse       not JSON, truncated, or not the documented shape
+        ├── MalformedResponse       not JSON, truncated, too deep, or not the documented shape
+        ├── ResponseTooLarge        a body above --max-response-bytes (not read, not retried)
         └── WriteOutcomeUnknown     the connection broke after an update was sent
 
 Services, the upstream client and tool handlers raise one of these, and :func:`to_tool_message`
@@ -35,6 +36,10 @@ from typing import Literal
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
 MAX_UPSTREAM_DETAIL = 300
+MAX_SHOWN = 60
+"""Characters of a client's own value that an error message quotes (:func:`shown`)."""
+MAX_TOOL_MESSAGE = 1500
+"""Characters of a tool error message at most; any longer one is cut (a backstop: messages are short)."""
 
 
 class RunloopMcpError(Exception):
@@ -108,6 +113,10 @@ class MalformedResponse(UpstreamError):
     """The Runloop API answered with a body that is not the documented JSON."""
 
 
+class ResponseTooLarge(UpstreamError):
+    """The Runloop API's answer is larger than the configured byte cap; it was not read."""
+
+
 class WriteOutcomeUnknown(UpstreamError):
     """An update was sent but no answer came back, so whether it applied is not known."""
 
@@ -150,10 +159,24 @@ def status_message(status_code: int, detail: str | None) -> str:
     )
 
 
+def shown(value: object, limit: int = MAX_SHOWN) -> str:
+    """A value a client sent, quoted for an error message and bounded: ``'abc…' (12,345 characters)``."""
+    if not isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+    quoted = json.dumps(value[:limit], ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+    return quoted if len(value) <= limit else f"{quoted[:-1]}…\" ({len(value):,} characters)"
+
+
+def bounded_message(text: str) -> str:
+    """``text`` cut to :data:`MAX_TOOL_MESSAGE` characters."""
+    return text if len(text) <= MAX_TOOL_MESSAGE else text[: MAX_TOOL_MESSAGE - 24] + "… (message shortened)"
+
+
 def to_tool_message(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
-    """The one place an exception becomes text for an agent: actionable, secret-free, no traceback."""
+    """The one place an exception becomes text for an agent: actionable, secret-free, bounded, no traceback."""
     if isinstance(exc, RunloopMcpError):
-        return _scrub(str(exc), secrets)
+        return bounded_message(_scrub(str(exc), secrets))
     return "Internal error in runloop-scenarios-mcp; it was logged on the server. Try again, or report it."
 
 
