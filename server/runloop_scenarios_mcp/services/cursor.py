@@ -1,6 +1,6 @@
 """List cursors: compact, integrity-protected, stateless (:class:`CursorCodec`), and :func:`canonical`.
 
-A cursor names the last scenario a page returned and the query it belongs to, with an HMAC-SHA256
+A cursor names the scenario a listing resumes after and the query it belongs to, with an HMAC-SHA256
 tag under a key derived from ``RUNLOOP_MCP_SECRET`` (random per process when unset) and a label of
 its own (:mod:`services.keys`), so no other token of this server can pass for a cursor. Nothing is
 stored server-side: any replica sharing the secret can continue any cursor. With several secrets
@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote_plus, unquote_plus
 
 from runloop_scenarios_mcp.errors import InvalidCursor
 from runloop_scenarios_mcp.services import keys
@@ -42,17 +42,19 @@ class CursorState:
     """Where a listing resumes and which query it belongs to."""
 
     after: str
-    """Id of the last scenario returned; the next page starts strictly after it (upstream ``starting_after``)."""
+    """Id of the last scenario the listing went through (returned, or with ``text`` examined and skipped); the next
+    page starts strictly after it (upstream ``starting_after``), so the scan resumes exactly where it stopped."""
     query: dict[str, Any]
-    """The filters and fields the cursor is bound to: ``{"filters": {...}, "fields": [...] | None}``."""
+    """The query the cursor is bound to: ``{"filters": {...}, "fields": [...] | None}``, plus ``"text"`` when given."""
 
 
-_PLAIN_ID = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _DEFAULT_QUERY: dict[str, Any] = {"filters": {}, "fields": None}
-_CURSOR_PREFIX = "c2"
-_CURSOR_MAC_BYTES = 12
-"""96 bits (RFC 2104 allows truncation to half the hash and no less than 80 bits): unforgeable for an online
-guesser, and 16 characters instead of 27, since every page pays for its cursor in tokens."""
+_CURSOR_VERSION = b"c3"
+_SCENARIO_ID = re.compile(r"^scn_[0-9a-z]{1,60}$")
+_MAC_DIGITS = 18
+"""The tag as 18 decimal digits (60 bits). A cursor grants nothing its holder could not ask for with arguments, so
+the tag only has to catch altered, truncated or mixed-up cursors (one guess in 2^60 passes); digits cost exactly one
+token per three in both encodings, so the tag is 6 tokens where 96 bits of base64 took about 11."""
 
 
 def canonical(value: Any) -> str:
@@ -61,40 +63,60 @@ def canonical(value: Any) -> str:
 
 
 def _escape(value: str) -> str:
-    return quote(value, safe="*").replace(".", "%2E").replace("~", "%7E")
+    return quote_plus(value, safe="*").replace(".", "%2E").replace("~", "%7E")
 
 
 def _pack(query: dict[str, Any]) -> str:
-    """``fields~name~benchmark_id~validation_type~search``, percent-encoded, trailing blanks dropped.
+    """``text~fields~name~benchmark_id~validation_type~search``, percent-encoded, trailing blanks dropped.
 
     Readable text costs a third of the tokens of base64 (``EVALUATION`` is 2 tokens, its base64 about 8).
     """
     fields = query["fields"]
-    parts = [",".join(_escape(f) for f in fields) if fields is not None else ""]
+    parts = [_escape(query["text"]) if query.get("text") is not None else ""]
+    parts.append(",".join(_escape(f) for f in fields) if fields is not None else "")
     parts += [_escape(query["filters"][key]) if key in query["filters"] else "" for key in LIST_FILTERS]
     return "~".join(parts).rstrip("~")
 
 
 def _unpack(packed: str) -> dict[str, Any] | None:
     parts = packed.split("~")
-    if len(parts) > 1 + len(LIST_FILTERS):
+    if len(parts) > 2 + len(LIST_FILTERS):
         return None
-    fields = [unquote(f, errors="strict") for f in parts[0].split(",")] if parts[0] else None
-    filters = {key: unquote(v, errors="strict") for key, v in zip(LIST_FILTERS, parts[1:], strict=False) if v}
-    return {"filters": filters, "fields": fields}
+    text = unquote_plus(parts[0], errors="strict") if parts[0] else None
+    fields = [unquote_plus(f, errors="strict") for f in parts[1].split(",")] if len(parts) > 1 and parts[1] else None
+    filters = {key: unquote_plus(v, errors="strict") for key, v in zip(LIST_FILTERS, parts[2:], strict=False) if v}
+    return {"filters": filters, "fields": fields} | ({"text": text} if text is not None else {})
+
+
+def _id_digits(scenario_id: str) -> str | None:
+    """A ``scn_`` id as the decimal digits of its base-36 body (a third fewer tokens than the id), else None."""
+    if not _SCENARIO_ID.match(scenario_id):
+        return None
+    return str(int("1" + scenario_id[4:], 36))  # the leading 1 keeps leading zeros of the body
+
+
+def _id_from_digits(digits: str) -> str | None:
+    if not digits.isdigit() or digits.startswith("0") or len(digits) > 100:
+        return None
+    number, body = int(digits), ""
+    while number:
+        number, rest = divmod(number, 36)
+        body = "0123456789abcdefghijklmnopqrstuvwxyz"[rest] + body
+    return "scn_" + body[1:] if body.startswith("1") and len(body) > 1 else None
 
 
 class CursorCodec:
-    """Compact list cursors: ``c2.<after>.<query>.<mac>``.
+    """Compact list cursors: ``<id digits><tag>`` for a default listing, ``.<query>`` appended otherwise.
 
-    A cursor is paid for in tokens on every page, so it is kept short (about 30 tokens):
+    A cursor is paid for in tokens on every page, so it is kept short (about 20 tokens for a default listing):
 
-    * ``after``: the scenario id as it is when it is a plain ``[A-Za-z0-9_-]`` id, else ``~`` + base64url;
-    * ``query``: empty for the default query (no filters, summary fields), else the percent-encoded
-      ``fields~name~benchmark_id~validation_type~search``;
-    * ``mac``: HMAC-SHA256 over the id and the canonical query, cut to 96 bits.
+    * the scenario id: a ``scn_`` id as the decimal digits of its base-36 body, followed directly by the tag;
+      any other id as ``base64url(id)~<tag>``;
+    * the tag: HMAC-SHA256 over the id and the canonical query, as :data:`_MAC_DIGITS` decimal digits;
+    * the query: nothing for the default query (no filters, summary fields, no text), else ``.`` and the
+      percent-encoded ``text~fields~name~benchmark_id~validation_type~search``.
 
-    Opaque to agents (they pass it back as is), but not secret: it names a scenario id the page showed.
+    Opaque to agents (they pass it back as is), but not secret: it names a scenario id the listing went through.
     """
 
     def __init__(self, secrets: str | Sequence[str]) -> None:
@@ -102,14 +124,18 @@ class CursorCodec:
         self._keys = keys.derive(secrets, keys.CURSOR)
 
     def _mac(self, after: str, query: dict[str, Any], key: bytes | None = None) -> bytes:
-        body = _CURSOR_PREFIX.encode() + b"\0" + after.encode() + b"\0" + canonical(query).encode()
-        return hmac.new(key or self._keys[0], body, hashlib.sha256).digest()[:_CURSOR_MAC_BYTES]
+        body = _CURSOR_VERSION + b"\0" + after.encode() + b"\0" + canonical(query).encode()
+        digest = hmac.new(key or self._keys[0], body, hashlib.sha256).digest()
+        return str(int.from_bytes(digest[:16]) % 10**_MAC_DIGITS).zfill(_MAC_DIGITS).encode()
 
     def encode(self, state: CursorState) -> str:
         query = {"filters": dict(state.query.get("filters") or {}), "fields": state.query.get("fields")}
-        after = state.after if _PLAIN_ID.match(state.after) else "~" + _b64(state.after.encode())
-        packed = "" if query == _DEFAULT_QUERY else _pack(query)
-        return f"{_CURSOR_PREFIX}.{after}.{packed}.{_b64(self._mac(state.after, query))}"
+        if state.query.get("text") is not None:
+            query["text"] = state.query["text"]
+        mac = self._mac(state.after, query).decode()
+        digits = _id_digits(state.after)
+        head = digits + mac if digits is not None else f"{_b64(state.after.encode())}~{mac}"
+        return head if query == _DEFAULT_QUERY else f"{head}.{_pack(query)}"
 
     def decode(self, cursor: str) -> CursorState:
         state = self._open(cursor)
@@ -122,20 +148,23 @@ class CursorCodec:
         return state
 
     def _open(self, cursor: str) -> CursorState | None:
-        if not isinstance(cursor, str) or len(cursor) > MAX_TOKEN_LENGTH:
+        if not isinstance(cursor, str) or len(cursor) > MAX_TOKEN_LENGTH or not cursor.isascii():
             return None
-        parts = cursor.split(".")
-        if len(parts) != 4 or parts[0] != _CURSOR_PREFIX:
-            return None
-        _, after_part, query_part, mac_part = parts
+        head, dot, packed = cursor.partition(".")
         try:
-            after = _unb64(after_part[1:]).decode() if after_part.startswith("~") else after_part
-            query = _unpack(query_part) if query_part else dict(_DEFAULT_QUERY)
-            mac = _unb64(mac_part)
-        except (binascii.Error, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            query = _unpack(packed) if dot else dict(_DEFAULT_QUERY)
+            if "~" in head:
+                id_part, _, mac_text = head.partition("~")
+                after: str | None = _unb64(id_part).decode()
+            else:
+                after, mac_text = _id_from_digits(head[:-_MAC_DIGITS]), head[-_MAC_DIGITS:]
+        except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
             return None
-        if not after or query is None:
+        if not after or query is None or (dot and query == _DEFAULT_QUERY):  # one spelling per cursor
             return None
+        if len(mac_text) != _MAC_DIGITS or not mac_text.isdigit():
+            return None
+        mac = mac_text.encode()
         if not any(hmac.compare_digest(mac, self._mac(after, query, key)) for key in self._keys):
             return None
         return CursorState(after=after, query=query)
