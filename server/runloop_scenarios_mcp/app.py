@@ -133,6 +133,8 @@ def _make_client(settings: Settings, transport: HttpTransport | None, warm_up: W
         max_retries=settings.max_retries,
         initial_retry_delay=settings.retry_initial_delay,
         retry_budget=settings.retry_budget,
+        max_response_bytes=settings.max_response_bytes,
+        call_timeout=settings.call_timeout,
         transport=transport,
     )
 

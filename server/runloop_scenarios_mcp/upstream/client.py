@@ -4,6 +4,21 @@ It owns authentication, timeouts, the retry policy of the official SDKs (docs/up
 "Retries") and the mapping of every failure to a typed error from :mod:`errors`. Results are the raw JSON
 the API returned (checked for shape, never re-serialized), so fields unknown to this code survive.
 Nothing above this module builds HTTP requests.
+
+Bounds, so that no upstream answer can exhaust the server:
+
+* bytes: every body is streamed and read at most to ``max_response_bytes`` (decoded; gzip and deflate are
+  inflated in bounded steps, so a compression bomb stops at the cap too). A larger answer is an
+  :class:`~errors.ResponseTooLarge` at once, never retried, its bytes dropped;
+* time: one :class:`Deadline` per tool call (:func:`call_deadline`, set at the tool boundary; else one per
+  client call) bounds every request, retry and wait together. Each request also has its own ``timeout``
+  for the whole exchange, body included (a trickling body cannot stretch it);
+* shape: JSON nested deeper than :data:`MAX_JSON_DEPTH` is refused before anything walks it;
+* secrets: the API key is replaced by ``[redacted]`` in every string of a parsed body (an upstream that
+  echoes it cannot get it into results, diffs or the journal).
+
+Answers that retrying cannot fix are not retried: a 2xx body that is not JSON or is empty (a 204),
+an HTML error page other than a gateway's 502/503/504, a too-large or too-deep body.
 """
 
 from __future__ import annotations
@@ -14,9 +29,12 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+import zlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -25,7 +43,9 @@ import httpx
 from runloop_scenarios_mcp import __version__
 from runloop_scenarios_mcp.config import (
     DEFAULT_BASE_URL,
+    DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BUDGET,
     DEFAULT_RETRY_INITIAL_DELAY,
@@ -34,6 +54,7 @@ from runloop_scenarios_mcp.config import (
 from runloop_scenarios_mcp.errors import (
     InvalidArgument,
     MalformedResponse,
+    ResponseTooLarge,
     UpstreamConnectionError,
     UpstreamError,
     UpstreamStatusError,
@@ -54,8 +75,90 @@ API_MAX_LIMIT = 5000
 MAX_ID_LENGTH = 256
 MAX_FILTER_LENGTH = 2048
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of objects and arrays accepted in an upstream body (a scenario is about 8 levels deep)."""
+PROGRESS_INTERVAL = 5.0
+"""Seconds between progress reports while a request waits for its answer."""
+WRITE_CHECK_RESERVE = 5.0
+"""Seconds of a call's deadline an update POST leaves unused, so the read that checks its outcome can run."""
+REDACTED = "[redacted]"
+_GATEWAY_STATUSES = frozenset({502, 503, 504})
+"""Statuses a proxy or gateway answers with an HTML page while the API behind it recovers: worth a retry."""
+
 OnWait = Callable[[int, float, str], Awaitable[None]]
-"""Called before each retry with (attempt number, delay in seconds, reason): used for progress."""
+"""Progress: called with (attempt number, delay in seconds, reason) before each retry, and with a delay of 0
+every :data:`PROGRESS_INTERVAL` seconds while a request is still waiting for its answer."""
+
+T = TypeVar("T")
+_tick = anyio.sleep
+"""The progress ticker's sleep, kept apart from the retry waits (``anyio.sleep`` below), which tests count."""
+
+
+@dataclass
+class Deadline:
+    """When the current tool call must be done with the Runloop API."""
+
+    seconds: float
+    at: float = field(default=0.0)
+    """On the event loop's clock (``anyio.current_time()``)."""
+
+    def __post_init__(self) -> None:
+        if not self.at:
+            self.at = anyio.current_time() + self.seconds
+
+    def remaining(self) -> float:
+        return self.at - anyio.current_time()
+
+
+_deadline: ContextVar[Deadline | None] = ContextVar("runloop_call_deadline", default=None)
+
+
+@contextmanager
+def call_deadline(seconds: float) -> Iterator[Deadline]:
+    """Every client call inside shares one deadline, ``seconds`` from now (the tool boundary sets it)."""
+    token = _deadline.set(Deadline(seconds))
+    try:
+        yield _deadline.get()  # type: ignore[misc]
+    finally:
+        _deadline.reset(token)
+
+
+@contextmanager
+def deadline_paused() -> Iterator[None]:
+    """Time spent inside (waiting for a person to confirm) does not count against the call's deadline."""
+    deadline, started = _deadline.get(), anyio.current_time()
+    try:
+        yield
+    finally:
+        if deadline is not None:
+            deadline.at += anyio.current_time() - started
+
+
+class _OutOfTime(Exception):
+    """The call's deadline passed (or is too close for another attempt); ``reason`` is the last failure."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One upstream answer, its body read in full (within the byte cap)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    path: str
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status_code in (301, 302, 303, 307, 308) and "location" in self.headers
+
+    @property
+    def is_html(self) -> bool:
+        kind = self.headers.get("content-type", "").lower()
+        return "html" in kind or self.content[:64].lstrip().startswith(b"<")
 
 
 HttpTransport = httpx.AsyncBaseTransport
@@ -168,6 +271,8 @@ class RunloopClient:
         initial_retry_delay: float = DEFAULT_RETRY_INITIAL_DELAY,
         max_retry_delay: float = MAX_RETRY_DELAY,
         retry_budget: float = DEFAULT_RETRY_BUDGET,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
         transport: HttpTransport | None = None,
     ) -> None:
         self._api_key = api_key
@@ -176,11 +281,14 @@ class RunloopClient:
         self._max_retry_delay = max_retry_delay
         self._retry_budget = retry_budget
         self._timeout = timeout
+        self._max_response_bytes = max_response_bytes
+        self._call_timeout = call_timeout
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={
                 "Authorization": f"Bearer {api_key}",
                 "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",  # the encodings _BoundedDecoder inflates within the cap
                 "User-Agent": f"runloop-scenarios-mcp/{__version__}",
             },
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -203,6 +311,10 @@ class RunloopClient:
         """One scenario, archived ones included, as the API returned it."""
         return _check_scenario(await self._read(scenario_path(scenario_id), {}, on_wait))
 
+    def _call_deadline(self) -> Deadline:
+        """The tool call's deadline, or (a client used on its own) one for this client call."""
+        return _deadline.get() or Deadline(self._call_timeout)
+
     async def update_scenario(
         self, scenario_id: str, body: dict[str, Any], *, on_wait: OnWait | None = None
     ) -> dict[str, Any]:
@@ -210,66 +322,180 @@ class RunloopClient:
         path = scenario_path(scenario_id)
         headers = {"x-request-id": f"runloop-scenarios-mcp-{uuid.uuid4()}", "Content-Type": "application/json"}
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        call = self._call_deadline()
+        # The POST leaves a few seconds of the call's deadline to the read that checks what happened to it.
+        deadline = Deadline(call.seconds, at=call.at - min(WRITE_CHECK_RESERVE, call.seconds / 4))
         waited = 0.0
         for attempt in range(self._max_retries + 1):
             last = attempt == self._max_retries
             try:
-                response = await self._exchange("POST", path, content=content, headers=headers)
+                answer = await self._exchange(
+                    "POST", path, deadline, attempt, on_wait, content=content, headers=headers
+                )
+            except _OutOfTime as exc:
+                if attempt == 0 or exc.reason.startswith("no time"):  # nothing of this attempt was sent
+                    raise self._out_of_time(deadline, exc.reason, write=True) from None
+                raise WriteOutcomeUnknown(
+                    f"The Runloop API did not answer the update within this call's time limit ({call.seconds:g} s, "
+                    "--call-timeout), so it may or may not have been applied. Read the scenario with get_scenario "
+                    "to see its current state before retrying."
+                ) from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the server: safe to try again.
                 if last:
                     raise _connection_error(exc) from None
-                waited = await self._wait(attempt, None, "connection failed", waited, on_wait)
+                waited = await self._wait(attempt, None, "connection failed", waited, deadline, on_wait)
                 continue
             except httpx.TransportError as exc:
                 raise WriteOutcomeUnknown(
                     "The connection to the Runloop API broke after the update was sent, so it may or may not have "
                     "been applied. Read the scenario with get_scenario to see its current state before retrying."
                 ) from exc
-            if response.status_code == 429 and not last and should_retry(429, response.headers):
-                waited = await self._wait(attempt, parse_retry_after(response.headers), "rate limited", waited, on_wait)
+            if answer.status_code == 429 and not last and should_retry(429, answer.headers):
+                delay = parse_retry_after(answer.headers)
+                waited = await self._wait(attempt, delay, "rate limited", waited, deadline, on_wait)
                 continue
-            return _check_scenario(self._decode(response))
+            return _check_scenario(self._decode(answer))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _read(self, path: str, params: dict[str, str], on_wait: OnWait | None) -> Any:
+        deadline = self._call_deadline()
         waited = 0.0
         for attempt in range(self._max_retries + 1):
             last = attempt == self._max_retries
             try:
-                response = await self._exchange("GET", path, params=params)
+                answer = await self._exchange("GET", path, deadline, attempt, on_wait, params=params)
+            except _OutOfTime as exc:
+                raise self._out_of_time(deadline, exc.reason) from None
             except httpx.TransportError as exc:
                 if last:
                     raise _connection_error(exc) from None
-                waited = await self._wait(attempt, None, type(exc).__name__, waited, on_wait)
+                waited = await self._wait(attempt, None, type(exc).__name__, waited, deadline, on_wait)
                 continue
-            if response.status_code >= 400 and not last and should_retry(response.status_code, response.headers):
-                reason = f"HTTP {response.status_code}"
-                retry_after = parse_retry_after(response.headers)
-                waited = await self._wait(attempt, retry_after, reason, waited, on_wait)
+            if answer.status_code >= 400 and not last and self._retryable_status(answer):
+                reason = f"HTTP {answer.status_code}"
+                retry_after = parse_retry_after(answer.headers)
+                waited = await self._wait(attempt, retry_after, reason, waited, deadline, on_wait)
                 continue
             try:
-                return self._decode(response)
+                return self._decode(answer)
             except MalformedResponse:
-                if last or response.status_code >= 400:
+                if last or answer.status_code >= 400 or not _maybe_cut_short(answer):
                     raise
-                waited = await self._wait(attempt, None, "malformed body", waited, on_wait)
+                waited = await self._wait(attempt, None, "malformed body", waited, deadline, on_wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _exchange(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request and its whole body, bounded as a whole by the timeout.
+    @staticmethod
+    def _retryable_status(answer: _Answer) -> bool:
+        """The SDKs' rule, except an HTML page from something that is not a gateway: retrying cannot change it."""
+        if not should_retry(answer.status_code, answer.headers):
+            return False
+        explicit = answer.headers.get("x-should-retry", "").strip().lower() == "true"
+        return explicit or not answer.is_html or answer.status_code in _GATEWAY_STATUSES | {408, 429}
+
+    async def _exchange(
+        self, method: str, path: str, deadline: Deadline, attempt: int, on_wait: OnWait | None, **kwargs: Any
+    ) -> _Answer:
+        """One request and its whole body, within the request timeout and the call's deadline.
 
         httpx applies its timeout to each network read, so a body that trickles in a few bytes at a
-        time would otherwise never time out; this deadline covers connect, send and the full body.
+        time would otherwise never time out; this bound covers connect, send and the full body.
+        Raises :class:`_OutOfTime` when the deadline, not the request timeout, ended it.
         """
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise _OutOfTime("no time left for another attempt")
+        limit = min(self._timeout, remaining)
+        with anyio.move_on_after(limit):
+            return await self._with_progress(lambda: self._fetch(method, path, **kwargs), attempt, on_wait)
+        if limit < self._timeout:
+            raise _OutOfTime("no complete answer")
+        raise httpx.ReadTimeout(f"no complete answer within {self._timeout} s")
+
+    async def _with_progress(self, work: Callable[[], Awaitable[T]], attempt: int, on_wait: OnWait | None) -> T:
+        """``work()``, reporting progress every :data:`PROGRESS_INTERVAL` seconds while it waits."""
+        if on_wait is None:
+            return await work()
+        outcome: list[T] = []
+        failure: list[Exception] = []
+        async with anyio.create_task_group() as group:
+
+            async def run() -> None:
+                try:
+                    outcome.append(await work())
+                except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
+                    failure.append(exc)
+                group.cancel_scope.cancel()
+
+            async def tick() -> None:
+                started = anyio.current_time()
+                while True:
+                    await _tick(PROGRESS_INTERVAL)
+                    waited = anyio.current_time() - started
+                    await on_wait(attempt + 1, 0.0, f"waiting for the answer ({waited:.0f} s so far)")
+
+            group.start_soon(tick)
+            group.start_soon(run)
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+    async def _fetch(self, method: str, path: str, **kwargs: Any) -> _Answer:
+        """Send one request and read its body, at most ``max_response_bytes`` of it (decoded)."""
+        request = self._http.build_request(method, path, **kwargs)
+        response = await self._http.send(request, stream=True)
         try:
-            with anyio.fail_after(self._timeout):
-                return await self._http.request(method, path, **kwargs)
-        except TimeoutError:
-            raise httpx.ReadTimeout(f"no complete answer within {self._timeout} s") from None
+            cap = self._max_response_bytes
+            if response.is_stream_consumed:  # built in memory (the in-process emulator, a test double): read already
+                if len(response.content) > cap:
+                    raise self._too_large(response.status_code)
+                return _Answer(response.status_code, response.headers, response.content, request.url.path)
+            declared = response.headers.get("content-length", "").strip()
+            if declared.isdigit() and int(declared) > cap and not response.headers.get("content-encoding"):
+                raise self._too_large(response.status_code, declared=int(declared))
+            decoder = _BoundedDecoder(response.headers.get("content-encoding", ""))
+            chunks: list[bytes] = []
+            size = 0
+            async for raw in response.aiter_raw():
+                data = decoder.feed(raw, cap - size)
+                if data is None:
+                    raise self._too_large(response.status_code)
+                size += len(data)
+                chunks.append(data)
+            tail = decoder.flush(cap - size)
+            if tail is None:
+                raise self._too_large(response.status_code)
+            chunks.append(tail)
+            return _Answer(response.status_code, response.headers, b"".join(chunks), request.url.path)
+        finally:
+            await response.aclose()
+
+    def _too_large(self, status: int, *, declared: int | None = None) -> ResponseTooLarge:
+        cap = self._max_response_bytes
+        size = f"declared {declared:,} bytes" if declared is not None else f"more than {cap:,} bytes"
+        logger.warning("upstream_too_large status=%d declared=%s cap=%d", status, declared, cap)
+        return ResponseTooLarge(
+            f"The Runloop API's answer (HTTP {status}) is too large: {size}, above this server's limit of "
+            f"{_mib(cap)} (--max-response-bytes). It was not read and not retried. For list_scenarios ask for fewer "
+            "scenarios (limit); if scenarios really are this large, raise --max-response-bytes; else check "
+            "RUNLOOP_BASE_URL points at the Runloop API."
+        )
+
+    def _out_of_time(self, deadline: Deadline, reason: str, *, write: bool = False) -> UpstreamTimeout:
+        outcome = "The update was not sent, so nothing was written. " if write else ""
+        return UpstreamTimeout(
+            f"The Runloop API gave no usable answer within this call's time limit of {deadline.seconds:g} s "
+            f"(--call-timeout), retries included (last: {reason}). {outcome}Try again later, or raise --call-timeout."
+        )
 
     async def _wait(
-        self, attempt: int, retry_after: float | None, reason: str, waited: float, on_wait: OnWait | None
+        self,
+        attempt: int,
+        retry_after: float | None,
+        reason: str,
+        waited: float,
+        deadline: Deadline,
+        on_wait: OnWait | None,
     ) -> float:
         delay = retry_delay(attempt, retry_after, initial=self._initial_retry_delay, cap=self._max_retry_delay)
         if waited + delay > self._retry_budget:
@@ -277,51 +503,63 @@ class RunloopClient:
                 f"The Runloop API kept failing ({reason}) and the retry budget of {self._retry_budget:.0f} s is "
                 "spent. Try again later."
             )
+        if delay >= deadline.remaining():  # the retry could not finish in time: say so now instead of waiting
+            raise UpstreamConnectionError(
+                f"The Runloop API kept failing ({reason}), and waiting {delay:.1f} s for another try would pass this "
+                f"call's time limit of {deadline.seconds:g} s (--call-timeout). Try again later."
+            )
         logger.warning("upstream_retry attempt=%d reason=%r delay_s=%.2f", attempt + 1, reason, delay)
         if on_wait is not None:
             await on_wait(attempt + 1, delay, reason)
         await anyio.sleep(delay)
         return waited + delay
 
-    def _decode(self, response: httpx.Response) -> Any:
-        """The JSON body of a response, or the typed error it stands for."""
-        logger.debug("upstream_response status=%d path=%s", response.status_code, response.request.url.path)
-        if response.status_code >= 400:
+    def _decode(self, answer: _Answer) -> Any:
+        """The JSON body of an answer, or the typed error it stands for."""
+        logger.debug("upstream_response status=%d path=%s", answer.status_code, answer.path)
+        if answer.status_code >= 400:
+            detail = self._detail(answer)
+            message = status_message(answer.status_code, detail)
+            if answer.status_code >= 500 and answer.is_html and not self._retryable_status(answer):
+                message = (
+                    f"The Runloop API's address answered HTTP {answer.status_code} with an HTML error page, not the "
+                    "API's JSON, so it was not retried. Try again later; if it persists, check RUNLOOP_BASE_URL points "
+                    "at the Runloop API."
+                )
+            raise UpstreamStatusError(answer.status_code, message, detail=detail)
+        if answer.is_redirect:  # redirects are not followed: the Authorization header must not travel
+            location = clean_detail(answer.headers.get("location", ""), (self._api_key,))
             raise UpstreamStatusError(
-                response.status_code,
-                status_message(response.status_code, self._detail(response)),
-                detail=self._detail(response),
-            )
-        if response.is_redirect:  # redirects are not followed: the Authorization header must not travel
-            location = clean_detail(response.headers.get("location", ""), (self._api_key,))
-            raise UpstreamStatusError(
-                response.status_code,
-                f"The Runloop API answered with a redirect (HTTP {response.status_code}"
+                answer.status_code,
+                f"The Runloop API answered with a redirect (HTTP {answer.status_code}"
                 + (f" to {location}" if location else "")
                 + f"), which this server does not follow. Check RUNLOOP_BASE_URL (the default is {DEFAULT_BASE_URL}).",
                 detail=location or None,
             )
-        if not response.content:
+        if not answer.content:
             raise MalformedResponse(
-                f"The Runloop API answered HTTP {response.status_code} with an empty body where JSON was expected. "
+                f"The Runloop API answered HTTP {answer.status_code} with an empty body where JSON was expected. "
                 "Try again; if it persists, check RUNLOOP_BASE_URL points at the Runloop API."
             )
         try:
-            return json.loads(response.content)
+            body = json.loads(answer.content)
+        except RecursionError:
+            raise _too_deep() from None
         except (ValueError, UnicodeDecodeError):
-            kind = response.headers.get("content-type", "unknown type").split(";")[0]
+            kind = answer.headers.get("content-type", "unknown type").split(";")[0]
             raise MalformedResponse(
-                f"The Runloop API answered HTTP {response.status_code} with a body that is not valid JSON "
-                f"({kind}, {len(response.content)} bytes). Try again; if it persists, check RUNLOOP_BASE_URL "
-                "points at the Runloop API."
+                f"The Runloop API answered HTTP {answer.status_code} with a body that is not valid JSON "
+                f"({clean_detail(kind)[:60]}, {len(answer.content)} bytes). Try again; if it persists, check "
+                "RUNLOOP_BASE_URL points at the Runloop API."
             ) from None
+        return _inspect(body, self._api_key)
 
-    def _detail(self, response: httpx.Response) -> str | None:
+    def _detail(self, answer: _Answer) -> str | None:
         """The upstream's own error text, parsed leniently and made safe to show."""
-        text = response.content.decode("utf-8", "replace")
+        text = answer.content[:65536].decode("utf-8", "replace")
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict):
             for key in ("message", "error", "detail"):
@@ -329,9 +567,104 @@ class RunloopClient:
                 if isinstance(value, str) and value.strip():
                     return clean_detail(value, (self._api_key,))
             return None
-        if "html" in response.headers.get("content-type", "").lower() or text.lstrip().startswith("<"):
+        if answer.is_html:
             return "an HTML error page (a proxy or gateway failed)"
         return clean_detail(text, (self._api_key,)) or None
+
+
+class _BoundedDecoder:
+    """Content-Encoding undone in steps that never produce more than the bytes still allowed.
+
+    httpx would inflate a whole network chunk at once (1,000x for gzip, more for other codings), so the
+    raw bytes are decoded here instead. Only what the client asks for (gzip, deflate) is accepted.
+    """
+
+    def __init__(self, encoding: str) -> None:
+        self._coding = encoding.strip().lower()
+        self._started = False
+        self._inflate: Any = None
+        if self._coding in ("gzip", "x-gzip"):
+            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._coding == "deflate":
+            self._inflate = zlib.decompressobj()
+        elif self._coding not in ("", "identity"):
+            raise MalformedResponse(
+                f"The Runloop API answered with a body encoded as {clean_detail(encoding)[:40]!r}, which this server "
+                "did not ask for (it accepts gzip and deflate). Check RUNLOOP_BASE_URL points at the Runloop API."
+            )
+
+    def feed(self, data: bytes, room: int) -> bytes | None:
+        """The decoded bytes of ``data``, or None when they would be more than ``room``."""
+        if self._inflate is None:
+            return data if len(data) <= room else None
+        try:
+            out: bytes = self._inflate.decompress(data, room + 1)
+        except zlib.error:
+            if self._coding == "deflate" and not self._started:  # deflate without its zlib header, as some send
+                self._started = True
+                self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.feed(data, room)
+            raise MalformedResponse(
+                "The Runloop API answered with a compressed body that does not decompress. Try again; if it "
+                "persists, check RUNLOOP_BASE_URL points at the Runloop API."
+            ) from None
+        self._started = True
+        if len(out) > room or self._inflate.unconsumed_tail:
+            return None
+        return out
+
+    def flush(self, room: int) -> bytes | None:
+        if self._inflate is None:
+            return b""
+        out: bytes = self._inflate.flush()
+        return out if len(out) <= room else None
+
+
+def _maybe_cut_short(answer: _Answer) -> bool:
+    """A JSON body that fails to parse may have been cut short on the way: worth another try. Other text is not."""
+    kind = answer.headers.get("content-type", "").lower()
+    return "json" in kind and answer.content.lstrip()[:1] in (b"{", b"[")
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:g} MiB" if size % (1024 * 1024) == 0 else f"{size:,} bytes"
+
+
+def _too_deep() -> MalformedResponse:
+    return MalformedResponse(
+        f"The Runloop API answered with JSON nested more than {MAX_JSON_DEPTH} levels deep, deeper than any "
+        "scenario; it was not used. Check RUNLOOP_BASE_URL points at the Runloop API, or read another scenario."
+    )
+
+
+def _inspect(body: Any, secret: str) -> Any:
+    """Refuse nesting deeper than :data:`MAX_JSON_DEPTH` and replace ``secret`` in every string, without recursing."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        if isinstance(value, dict):
+            if secret and any(secret in key for key in value):
+                renamed = {key.replace(secret, REDACTED): item for key, item in value.items()}
+                value.clear()
+                value.update(renamed)
+            for key, item in value.items():
+                if isinstance(item, str):
+                    if secret and secret in item:
+                        value[key] = item.replace(secret, REDACTED)
+                elif isinstance(item, dict | list):
+                    stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, str):
+                    if secret and secret in item:
+                        value[index] = item.replace(secret, REDACTED)
+                elif isinstance(item, dict | list):
+                    stack.append((item, depth + 1))
+    if isinstance(body, str) and secret and secret in body:
+        return body.replace(secret, REDACTED)
+    return body
 
 
 def _connection_error(exc: httpx.TransportError) -> UpstreamError:
