@@ -191,7 +191,7 @@ def app_state(tmp_path: Path) -> AppState:
         client=None,
         cursors=CursorCodec(TEST_SECRET),
         previews=PreviewTokens(TEST_SECRET),
-        journal=Journal(tmp_path / "journal.jsonl"),
+        journal=Journal(journal.open_store(make_settings(tmp_path).database)),
     )
 
 

@@ -6,7 +6,6 @@ again after a failed write) and leave a journal that never claims a write that d
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from tests.support.common import (
     preview_update,
     small_scenario,
 )
+from tests.support.journal import journal_events
 
 pytestmark = pytest.mark.anyio
 
@@ -38,9 +38,8 @@ CHANGES = {"metadata": {"reviewer": "fault-test"}, "name": "fault-test-name"}
 
 
 def _journal(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    """The journal beside ``path`` (the database), as prepared and outcome records."""
+    return journal_events(path.parent)
 
 
 def _outcomes(path: Path) -> list[str]:

@@ -19,7 +19,7 @@ from runloop_scenarios_mcp import __version__
 from runloop_scenarios_mcp.config import EMULATOR_API_KEY, Settings
 from runloop_scenarios_mcp.services import budget, keys
 from runloop_scenarios_mcp.services.cursor import CursorCodec
-from runloop_scenarios_mcp.services.journal import Journal
+from runloop_scenarios_mcp.services.journal import Journal, open_store
 from runloop_scenarios_mcp.services.state import AppState
 from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
 from runloop_scenarios_mcp.tools import register_tools
@@ -80,17 +80,20 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
         fallback = threading.Timer(WARM_UP_FALLBACK, warm_up.start)
         fallback.daemon = True
         fallback.start()
+        journal = Journal(open_store(settings.database), import_from=settings.journal_path)
+        journal.begin()  # migrations and the one-time import of journal.jsonl, off the start-up path
         try:
             yield AppState(
                 settings=settings,
                 client=client,
                 cursors=CursorCodec(secrets),
                 previews=PreviewTokens(secrets, settings.preview_ttl),
-                journal=Journal(settings.journal_path),
+                journal=journal,
             )
         finally:
             if client is not None:
                 await client.aclose()
+            await journal.aclose()
 
     warm_up = WarmUp([budget.warm_up])
     server = ScenariosServer(

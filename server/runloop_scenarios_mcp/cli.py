@@ -19,16 +19,24 @@ from pydantic import SecretStr
 from runloop_scenarios_mcp import __version__
 from runloop_scenarios_mcp.config import (
     DEFAULT_BASE_URL,
+    DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HTTP_MAX_CONNECTIONS,
+    DEFAULT_HTTP_MAX_SESSIONS,
     DEFAULT_HTTP_PORT,
+    DEFAULT_HTTP_READ_TIMEOUT,
+    DEFAULT_HTTP_SESSION_IDLE,
     DEFAULT_LOG_LEVEL,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_TOKENS,
     DEFAULT_MAX_TOKENS_CAP,
     DEFAULT_TIMEOUT,
     LOG_LEVELS,
     Settings,
+    default_database_url,
     default_journal_path,
+    parse_database_url,
 )
 from runloop_scenarios_mcp.errors import ConfigurationError
 from runloop_scenarios_mcp.logs import configure_logging
@@ -62,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "environment: RUNLOOP_API_KEY, RUNLOOP_BASE_URL, RUNLOOP_MCP_READ_ONLY, RUNLOOP_MCP_SECRET, "
-            "RUNLOOP_MCP_HTTP_TOKEN, RUNLOOP_MCP_JOURNAL, RUNLOOP_MCP_LOG_LEVEL. Subcommands: emulator (serve the "
-            "sample Runloop API on loopback), demo (a scripted MCP session), schemas (write or check schemas/), "
-            "journal (list the undo journal, or print the changes that undo an entry)."
+            "RUNLOOP_MCP_HTTP_TOKEN, RUNLOOP_MCP_DATABASE_URL, RUNLOOP_MCP_JOURNAL, RUNLOOP_MCP_LOG_LEVEL. "
+            "Subcommands: emulator (serve the sample Runloop API on loopback), demo (a scripted MCP session), "
+            "schemas (write or check schemas/), journal (the undo journal and audit trail: list, show, undo, export)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -100,12 +108,57 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_RETRIES,
         help=f"upstream retries of a read (default {DEFAULT_MAX_RETRIES})",
     )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
+        "--call-timeout",
+        type=float,
+        default=DEFAULT_CALL_TIMEOUT,
+        help=f"seconds one tool call may spend on the Runloop API, retries included (default {DEFAULT_CALL_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--max-response-bytes",
+        type=int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        help=f"largest upstream answer read, in bytes (default {DEFAULT_MAX_RESPONSE_BYTES}, 32 MiB)",
+    )
+    limits.add_argument(
+        "--http-read-timeout",
+        type=float,
+        default=DEFAULT_HTTP_READ_TIMEOUT,
+        help=f"seconds an HTTP client has for a request's headers, and for its body (default "
+        f"{DEFAULT_HTTP_READ_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_HTTP_MAX_CONNECTIONS,
+        help=f"open HTTP connections at most (default {DEFAULT_HTTP_MAX_CONNECTIONS})",
+    )
+    limits.add_argument(
+        "--max-sessions",
+        type=int,
+        default=DEFAULT_HTTP_MAX_SESSIONS,
+        help=f"open 2025-11-25 HTTP sessions at most (default {DEFAULT_HTTP_MAX_SESSIONS})",
+    )
+    limits.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        default=DEFAULT_HTTP_SESSION_IDLE,
+        help=f"seconds an idle HTTP session is kept (default {DEFAULT_HTTP_SESSION_IDLE:g})",
+    )
     parser.add_argument(
         "--journal",
         type=Path,
         default=None,
-        help="undo journal path (default ${XDG_STATE_HOME:-~/.local/state}/runloop-scenarios-mcp/journal.jsonl; "
-        "emulator-journal.jsonl there with --emulator)",
+        help="the JSON Lines journal of earlier versions, imported once into the database (default "
+        "${XDG_STATE_HOME:-~/.local/state}/runloop-scenarios-mcp/journal.jsonl; emulator-journal.jsonl there with "
+        "--emulator); without --database-url the database is a SQLite file beside it (.sqlite3)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="the journal database, shared by every process and replica: sqlite:///PATH or postgresql://... "
+        "(default: a SQLite file beside --journal; or RUNLOOP_MCP_DATABASE_URL)",
     )
     parser.add_argument(
         "--log-level",
@@ -127,13 +180,29 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--write", action="store_true")
     mode.add_argument("--check", action="store_true")
     schemas.add_argument("--dir", type=Path, default=Path("schemas"))
-    journal = commands.add_parser("journal", help="list the undo journal, or print the changes that undo an entry")
-    journal_actions = journal.add_subparsers(dest="journal_action", metavar="{list,undo}", required=True)
-    journal_list = journal_actions.add_parser("list", help="one line per write: entry, time, scenario, outcome, fields")
+    journal = commands.add_parser("journal", help="the undo journal and audit trail: list, show, undo, export")
+    journal_actions = journal.add_subparsers(dest="journal_action", metavar="{list,show,undo,export}", required=True)
+    journal_list = journal_actions.add_parser(
+        "list",
+        help="one line per write: entry, time, scenario, outcome, fields, client, transport, HTTP token id, "
+        "preview token id",
+    )
+    show = journal_actions.add_parser("show", help="one entry in full, as JSON (before and after versions included)")
     undo = journal_actions.add_parser("undo", help="print update_scenario arguments that restore an entry's version")
-    undo.add_argument("entry", help="journal entry id, as the apply result names it (j_...)")
-    for action in (journal_list, undo):
-        action.add_argument("--journal", dest="journal_file", type=Path, default=None, help="undo journal path")
+    export = journal_actions.add_parser("export", help="every entry in full as JSON Lines (stdout, or --output)")
+    export.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
+    for action in (show, undo):
+        action.add_argument("entry", help="journal entry id, as the apply result names it (j_...)")
+    for action in (journal_list, export):
+        action.add_argument("--scenario", dest="scenario_id", default=None, help="only this scenario's entries")
+        action.add_argument(
+            "--since", default=None, help="from this time: ISO 8601 (UTC unless given), or 30m, 12h, 7d"
+        )
+        action.add_argument("--until", default=None, help="before this time (same forms as --since)")
+        action.add_argument("--limit", type=int, default=None, help="only the newest N entries (still oldest first)")
+    for action in (journal_list, show, undo, export):
+        action.add_argument("--journal", dest="journal_file", type=Path, default=None, help="as --journal above")
+        action.add_argument("--database-url", dest="journal_database_url", default=None, help="as --database-url above")
     return parser
 
 
@@ -149,6 +218,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     http_token = env.get("RUNLOOP_MCP_HTTP_TOKEN")
     secret = env.get("RUNLOOP_MCP_SECRET")
     journal = args.journal or (Path(env["RUNLOOP_MCP_JOURNAL"]) if env.get("RUNLOOP_MCP_JOURNAL") else None)
+    database_url = args.database_url or env.get("RUNLOOP_MCP_DATABASE_URL") or None
     extra: dict[str, object] = {}
     if secret is not None:
         extra["secret"] = SecretStr(secret)
@@ -169,8 +239,15 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         max_tokens_cap=args.max_tokens_cap,
         timeout=args.timeout,
         max_retries=args.max_retries,
+        call_timeout=args.call_timeout,
+        max_response_bytes=args.max_response_bytes,
+        http_read_timeout=args.http_read_timeout,
+        http_max_connections=args.max_connections,
+        http_max_sessions=args.max_sessions,
+        http_session_idle=args.session_idle_timeout,
         log_level=args.log_level or (env.get("RUNLOOP_MCP_LOG_LEVEL") or DEFAULT_LOG_LEVEL).upper(),  # type: ignore[arg-type]
         journal_path=journal or default_journal_path(env, emulator=args.emulator),
+        database_url=SecretStr(database_url) if database_url is not None else None,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -183,12 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         sys.exit(check_or_write(args.dir, write=args.write))
     if args.command == "journal":
-        from runloop_scenarios_mcp.services.journal import journal_command
-
-        env_path = os.environ.get("RUNLOOP_MCP_JOURNAL")
-        default = default_journal_path(os.environ, emulator=args.emulator)
-        path = args.journal_file or args.journal or (Path(env_path) if env_path else default)
-        sys.exit(journal_command(args.journal_action, getattr(args, "entry", None), path, sys.stdout, sys.stderr))
+        sys.exit(_journal(args, parser))
     if args.command == "demo":
         from runloop_scenarios_mcp.demo import run_demo
 
@@ -209,6 +281,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.exit(2, f"{PROG}: error: {exc}\n")
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers are in place (or where there are none)
         sys.exit(0)
+
+
+def _journal(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``journal list|show|undo|export`` on the database the servers use (the same flags and environment)."""
+    from runloop_scenarios_mcp.services.journal.cli import JournalCommand, journal_command
+
+    env_path = os.environ.get("RUNLOOP_MCP_JOURNAL")
+    default = default_journal_path(os.environ, emulator=args.emulator)
+    path = args.journal_file or args.journal or (Path(env_path) if env_path else default)
+    url = args.journal_database_url or args.database_url or os.environ.get("RUNLOOP_MCP_DATABASE_URL")
+    try:
+        database = parse_database_url(url) if url else parse_database_url(default_database_url(path))
+    except ConfigurationError as exc:
+        parser.exit(2, f"{PROG}: error: {exc}\n")
+    command = JournalCommand(
+        action=args.journal_action,
+        entry=getattr(args, "entry", None),
+        scenario_id=getattr(args, "scenario_id", None),
+        since=getattr(args, "since", None),
+        until=getattr(args, "until", None),
+        limit=getattr(args, "limit", None),
+        output=getattr(args, "output", None),
+    )
+    return journal_command(command, database, path, sys.stdout, sys.stderr)
 
 
 def _serve_emulator(args: argparse.Namespace) -> None:

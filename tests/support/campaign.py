@@ -15,7 +15,7 @@ What is checked, per call and at the end (each a list of violations, empty when 
   confirmed" may be either (counted as unknown);
 * the final data equal the initial data plus the applies that landed, replayed on a clean emulator;
 * the API key (a canary) appears nowhere: results, errors, log records (with tracebacks), the
-  journal file, the emulator's recorded request bodies.
+  journal database, the emulator's recorded request bodies.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.emulator.loopback import Fault, FaultPlan, LoopbackEmulator
+from tests.support.journal import journal_entries
 
 CAMPAIGN_CANARY = "rl_canary_campaign_93b1f0d2c7e84a56"
 SIGNING_SECRET = "campaign-signing-secret-0123456789"
@@ -347,8 +348,9 @@ class Campaign:
                 self.report.final_state_violations.append(f"{sid}: final data differ from the replayed applies")
 
     def _grep_secrets(self, log_lines: list[str]) -> None:
-        journal = self.workdir / "journal.jsonl"
-        journal_text = journal.read_text(encoding="utf-8") if journal.exists() else ""
+        journal_text = "".join(  # every entry in full, as `journal export` writes it
+            json.dumps(row.document(), ensure_ascii=False) + "\n" for row in journal_entries(self.workdir)
+        )
         self.report.journal_bytes = len(journal_text.encode())
         bodies = [json.dumps(r.body, ensure_ascii=False) for r in self.emulator.requests if r.body is not None]
         haystacks = {

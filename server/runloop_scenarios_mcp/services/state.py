@@ -1,4 +1,9 @@
-"""What a running server holds: its settings and the services built from them (one per process)."""
+"""What a running server holds: its settings and the services built from them (one per process).
+
+The write lock of a scenario has two levels: an asyncio lock per scenario in this process (so one task
+at a time asks the database), then the journal database's lock of that scenario, shared by every process
+and replica on the same database.
+"""
 
 from __future__ import annotations
 
@@ -60,8 +65,13 @@ class AppState:
     write_locks: ScenarioLocks = field(default_factory=ScenarioLocks)
 
     def write_lock(self, scenario_id: str) -> AbstractAsyncContextManager[None]:
-        """One apply at a time per scenario in this process (read-check-write must not interleave)."""
-        return self.write_locks.hold(scenario_id)
+        """One apply at a time per scenario across every process sharing the journal (read-check-write)."""
+        return self._write_lock(scenario_id)
+
+    @asynccontextmanager
+    async def _write_lock(self, scenario_id: str) -> AsyncIterator[None]:
+        async with self.write_locks.hold(scenario_id), self.journal.scenario_lock(scenario_id):
+            yield
 
     def require_client(self) -> RunloopClient:
         """The upstream client, or the error that tells the user how to configure one."""

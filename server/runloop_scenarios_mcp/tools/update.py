@@ -23,11 +23,12 @@ from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
 from runloop_scenarios_mcp.services.contracts import UpdateScenarioInput, UpdateScenarioResult
+from runloop_scenarios_mcp.services.journal import AuditContext
 from runloop_scenarios_mcp.services.state import AppState
 from runloop_scenarios_mcp.services.update.apply import Answer, Confirm, apply
 from runloop_scenarios_mcp.services.update.preview import UpdateRequest, preview
 from runloop_scenarios_mcp.tools.registry import max_tokens_of, register
-from runloop_scenarios_mcp.upstream.client import OnWait
+from runloop_scenarios_mcp.upstream.client import OnWait, deadline_paused
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ def _confirmer(ctx: Context[AppState, Any], state: AppState) -> Confirm | None:
 
     async def confirm_mid_call(message: str) -> Answer:
         try:
-            with anyio.fail_after(state.settings.confirm_timeout):
+            # The person's time to answer is theirs: it does not count against the call's --call-timeout.
+            with deadline_paused(), anyio.fail_after(state.settings.confirm_timeout):
                 return _answer(await ctx.elicit(message, Confirmation))
         except TimeoutError:
             return "timeout"
@@ -97,6 +99,35 @@ def _confirmer(ctx: Context[AppState, Any], state: AppState) -> Confirm | None:
             return "error"
 
     return confirm_mid_call
+
+
+def _audit(ctx: Context[AppState, Any], state: AppState) -> AuditContext:
+    """Who asks, for the journal: the client's name and version, the transport, which HTTP bearer token (an id)."""
+    try:
+        params = ctx.session.client_params
+    except Exception:  # no session information on this request
+        params = None
+    info = getattr(params, "client_info", None)
+    token_id = None
+    if state.settings.transport == "http" and state.settings.http_token is not None:
+        # The guard let this request in, so it carried the configured token: record which one, never the token.
+        scheme, _, given = ((ctx.headers or {}).get("authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and given.strip():
+            token_id = "sha256:" + hashlib.sha256(given.strip().encode()).hexdigest()[:12]
+    return AuditContext(
+        client_name=_label(getattr(info, "name", None)),
+        client_version=_label(getattr(info, "version", None)),
+        transport=state.settings.transport,
+        http_token_id=token_id,
+    )
+
+
+def _label(value: Any) -> str | None:
+    """A client-supplied name, made safe to store: a string, printable, at most 200 characters."""
+    if not isinstance(value, str):
+        return None
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in value).strip()
+    return cleaned[:200] or None
 
 
 async def _update_scenario(
@@ -109,6 +140,7 @@ async def _update_scenario(
         restore=args.restore,
         preview_token=args.preview_token,
         max_tokens=max_tokens_of(state, args.max_tokens),
+        audit=None if args.dry_run else _audit(ctx, state),
     )
     if args.dry_run:
         return await preview(client, state.previews, state.journal, request, on_wait=on_wait)

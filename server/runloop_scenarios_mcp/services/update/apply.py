@@ -2,7 +2,7 @@
 
 Order: the token (everything checkable without I/O), single use, then under the lock: one fresh
 read, the version check, the plan, the person's confirmation of that plan (when the client can
-ask), the journal record (fsync'd), the POST, and a check of the API's answer against the plan.
+ask), the journal entry (committed), the POST, and a check of the API's answer against the plan.
 Nothing is written unless a valid preview token matches the request and the scenario is still
 the version the preview saw.
 """
@@ -65,7 +65,7 @@ async def apply(
     key = request.key()
     claims = tokens.open(request.preview_token, request.scenario_id, key)
     async with lock(request.scenario_id):
-        used = journal.used_token(claims.nonce)
+        used = await journal.used_token(request.scenario_id, claims.nonce)
         if used is not None:
             raise PreviewRefused("used", _USED if used == "applied" else _USED_UNKNOWN)
         try:
@@ -81,12 +81,12 @@ async def apply(
                 "The scenario changed since the preview (someone or something else edited it), so this token no "
                 "longer applies. Run the dry run again to see the current diff, then apply with the new token.",
             )
-        plan, warnings = resolve_changes(journal, request, current)
+        plan, warnings = await resolve_changes(journal, request, current)
         if confirm is not None:
             answer = await confirm(confirmation_text(plan.scenario_id, plan.diff, warnings))
             if answer != "accepted":
                 raise PreviewRefused("declined", _REFUSALS[answer] + _AFTER_REFUSAL[answer])
-        return await _write(client, journal, plan, warnings, claims.nonce, request.max_tokens, on_wait)
+        return await _write(client, journal, plan, warnings, claims.nonce, request, on_wait)
 
 
 _USED = "This preview_token was already used: the change is applied. To change the scenario again, run a new dry run."
@@ -110,17 +110,17 @@ async def _write(
     plan: Plan,
     warnings: list[str],
     nonce: str,
-    max_tokens: int,
+    request: UpdateRequest,
     on_wait: OnWait | None,
 ) -> dict[str, Any]:
     """Journal the previous version, POST the planned body, and check the API's answer against the plan."""
-    entry = journal.prepare(plan.scenario_id, plan.before, plan.body, nonce)  # fsync'd: before the POST
+    entry = await journal.prepare(plan, nonce, request.audit)  # committed (and the token claimed) before the POST
     notes: list[str] = []
     try:
         returned = await client.update_scenario(plan.scenario_id, plan.body, on_wait=on_wait)
     except UpstreamError as exc:
         outcome, state = await _after_failure(client, plan, on_wait, in_flight=isinstance(exc, WriteOutcomeUnknown))
-        journal_note = _finish(journal, entry, outcome, state, type(exc).__name__)
+        journal_note = await _finish(journal, entry, outcome, state, type(exc).__name__)
         if outcome != "applied" or state is None:
             unchanged = outcome == "unknown" and state is not None and fingerprint(state) == fingerprint(plan.before)
             raise _failure(exc, "unknown_unchanged" if unchanged else outcome, entry, journal_note) from None
@@ -132,7 +132,7 @@ async def _write(
         )
         notes += [journal_note] if journal_note else []
     else:
-        journal_note = _finish(journal, entry, "applied", returned, "")
+        journal_note = await _finish(journal, entry, "applied", returned, "")
         notes += [journal_note] if journal_note else []
     mismatches = _mismatches(plan, returned)
     hint = (
@@ -144,7 +144,7 @@ async def _write(
     if notes:
         hint = hint + " " + " ".join(notes)
     top = head(plan, warnings, hint=hint, applied=True, journal_entry=entry, verified=not mismatches)
-    return fit_update_result(top, show_entries(plan.diff), show_entries(mismatches), plan.body, max_tokens)
+    return fit_update_result(top, show_entries(plan.diff), show_entries(mismatches), plan.body, request.max_tokens)
 
 
 async def _after_failure(
@@ -167,10 +167,10 @@ async def _after_failure(
     return "unknown", state
 
 
-def _finish(journal: Journal, entry: str, outcome: Outcome, state: dict[str, Any] | None, detail: str) -> str:
+async def _finish(journal: Journal, entry: str, outcome: Outcome, state: dict[str, Any] | None, detail: str) -> str:
     """Record the outcome; a journal that fails now cannot undo the write, so say so instead of hiding it."""
     try:
-        journal.finish(entry, outcome, after=state, detail=detail)
+        await journal.finish(entry, outcome, after=state, detail=detail)
     except JournalError as exc:
         logger.error("journal_finish_failed entry=%s outcome=%s", entry, outcome)
         return (

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runloop_scenarios_mcp.errors import InvalidArgument, InvalidChanges
-from runloop_scenarios_mcp.services.journal import Journal
+from runloop_scenarios_mcp.services.journal import AuditContext, Journal
 from runloop_scenarios_mcp.services.update.diff_view import show_entries
 from runloop_scenarios_mcp.services.update.plan import Plan, digest, fingerprint, plan_update
 from runloop_scenarios_mcp.services.update.restore import restore_changes
@@ -30,6 +30,8 @@ class UpdateRequest:
     restore: str | None
     preview_token: str | None
     max_tokens: int
+    audit: AuditContext | None = None
+    """Who asks (client, transport, HTTP token id): recorded with the journal entry of an apply."""
 
     def key(self) -> str:
         """What the preview token binds: the exact changes, or the journal entry to restore."""
@@ -44,11 +46,13 @@ class UpdateRequest:
             )
 
 
-def resolve_changes(journal: Journal, request: UpdateRequest, current: dict[str, Any]) -> tuple[Plan, list[str]]:
+async def resolve_changes(
+    journal: Journal, request: UpdateRequest, current: dict[str, Any]
+) -> tuple[Plan, list[str]]:
     """The plan for this request against ``current``; a restore first becomes the changes that undo its entry."""
     request.check()
     if request.restore is not None:
-        changes, notes = restore_changes(journal, request.restore, current)
+        changes, notes = await restore_changes(journal, request.restore, current)
         if not changes:
             raise InvalidChanges(
                 f"The scenario already holds the version journal entry {request.restore} saved"
@@ -104,7 +108,7 @@ async def preview(
     """The dry run: read, merge, validate, diff; a token for exactly this. Sends no POST, ever."""
     key = request.key()
     current = await client.get_scenario(request.scenario_id, on_wait=on_wait)
-    plan, warnings = resolve_changes(journal, request, current)
+    plan, warnings = await resolve_changes(journal, request, current)
     token, expires_at = tokens.issue(plan.scenario_id, key, fingerprint(plan.before), fingerprint(plan.expected))
     what = f'restore="{request.restore}"' if request.restore is not None else "changes"
     top = head(plan, warnings, hint=HINT_PREVIEW.format(what=what), preview_token=token, expires_at=expires_at)

@@ -15,9 +15,11 @@ from runloop_scenarios_mcp.services.journal import Journal
 from runloop_scenarios_mcp.services.update.plan import CLEAR_VALUES, make_merge_patch
 
 
-def restore_changes(journal: Journal, entry: str, current: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+async def restore_changes(
+    journal: Journal, entry: str, current: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
     """The changes that make ``current`` hold the fields saved in ``entry`` again, and warnings for the rest."""
-    saved = journal.saved_version(entry)
+    saved = await journal.saved_version(entry)
     if saved["scenario_id"] != current.get("id"):
         raise InvalidChanges(
             f"Journal entry {entry} saved scenario {saved['scenario_id']}, not {current.get('id')}: pass that "

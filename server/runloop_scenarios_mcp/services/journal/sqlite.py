@@ -1,0 +1,378 @@
+"""The journal in a SQLite file (the default): WAL, every commit synced, one file shared by local processes.
+
+Writes run in ``BEGIN IMMEDIATE`` transactions (the database's write lock, waited for up to
+``BUSY_TIMEOUT``); readers never block in WAL mode. The file and its directory are private to the user.
+
+The per-scenario write lock is a row of ``scenario_locks`` with a lease: taken in a short transaction,
+renewed every ``RENEW`` seconds by one heartbeat thread while any lock is held, and deleted on release, so
+other scenarios' applies and every read go on while it is held. A lock whose holder died is taken over at
+once when the holder was a process of this host that no longer runs, else when its lease ran out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, cast
+
+from runloop_scenarios_mcp.config import DatabaseUrl
+from runloop_scenarios_mcp.services.journal.migrations import LATEST, MIGRATIONS, SCHEMA_TABLE
+from runloop_scenarios_mcp.services.journal.store import (
+    AuditContext,
+    EntryFilter,
+    EntryRow,
+    ImportedEntry,
+    JournalStore,
+    NewEntry,
+    Outcome,
+    Pool,
+    SchemaTooNew,
+    TokenAlreadyClaimed,
+    iso,
+    parse_iso,
+)
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT = 30.0
+"""Seconds a statement waits for another connection's write transaction before failing."""
+LEASE = 30.0
+"""Seconds a write lock row stays valid without renewal (the wait after a holder on another host died)."""
+RENEW = 10.0
+"""Seconds between renewals of the held locks' leases."""
+HOST = socket.gethostname()
+
+SUMMARY_COLUMNS = (
+    "entry, created_at, finished_at, scenario_id, outcome, token_id, fields, changes, detail, client_name, "
+    "client_version, transport, http_token_id, server, source"
+)
+FULL_COLUMNS = SUMMARY_COLUMNS + ", before, body, expected, after"
+INSERT_COLUMNS = (
+    "entry, created_at, finished_at, scenario_id, outcome, token_id, fields, changes, before, body, expected, after, "
+    "detail, client_name, client_version, transport, http_token_id, server, source"
+)
+INSERT = f"INSERT INTO journal_entries ({INSERT_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class SqliteStore(JournalStore):
+    def __init__(self, database: DatabaseUrl) -> None:
+        assert database.path is not None
+        self.database = database
+        self.path: Path = database.path
+        self._owner = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._pool: Pool[sqlite3.Connection] = Pool(self._connect, lambda connection: connection.close())
+        # Lock rows need no fsync: a lock row lost to a power cut is a lock nobody holds any more.
+        self._lock_pool: Pool[sqlite3.Connection] = Pool(
+            lambda: self._connect(synchronous="NORMAL"), lambda connection: connection.close()
+        )
+        self._held: set[str] = set()
+        self._held_lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # --- connections and transactions ----------------------------------------------------------
+
+    def _connect(self, synchronous: str = "FULL") -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileExistsError):  # created private; SQLite gives -wal and -shm the same mode
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        connection = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False, cached_statements=64
+        )
+        try:
+            connection.execute(f"PRAGMA synchronous = {synchronous}")  # FULL: a commit is on disk before the POST
+            connection.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    @contextlib.contextmanager
+    def _write(self, pool: Pool[sqlite3.Connection] | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the database's write lock from its start (no upgrade deadlocks)."""
+        with (pool or self._pool).borrow() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    # --- schema --------------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        with self._pool.borrow() as connection:
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning("journal_sqlite_not_wal mode=%s path=%s", mode, self.path)
+        with self._write() as connection:
+            connection.execute(SCHEMA_TABLE["sqlite"])
+            current = connection.execute("SELECT coalesce(max(version), 0) FROM journal_schema").fetchone()[0]
+            if current > LATEST:
+                raise SchemaTooNew(current, LATEST)
+            for migration in MIGRATIONS:
+                if migration.version <= current:
+                    continue
+                for statement in migration.sqlite:
+                    connection.execute(statement)
+                connection.execute(
+                    "INSERT INTO journal_schema (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, iso(datetime.now(UTC))),
+                )
+                logger.info("journal_migrated backend=sqlite version=%d name=%s", migration.version, migration.name)
+            return LATEST
+
+    # --- entries -------------------------------------------------------------------------------
+
+    def insert_entry(self, new: NewEntry) -> None:
+        row = (
+            new.entry,
+            iso(new.created_at),
+            None,
+            new.scenario_id,
+            "unknown",
+            new.token_id,
+            dumps(new.fields),
+            dumps(new.changes),
+            dumps(new.before),
+            dumps(new.body),
+            None if new.expected is None else dumps(new.expected),
+            None,
+            "",
+            new.audit.client_name,
+            new.audit.client_version,
+            new.audit.transport,
+            new.audit.http_token_id,
+            new.server,
+            "server",
+        )
+        try:
+            with self._write() as connection:
+                connection.execute(INSERT, row)
+        except sqlite3.IntegrityError as exc:
+            if "token_id" in str(exc):
+                raise TokenAlreadyClaimed(new.token_id) from None
+            raise
+
+    def finish_entry(
+        self, entry: str, outcome: Outcome, finished_at: datetime, after: dict[str, Any] | None, detail: str
+    ) -> bool:
+        with self._write() as connection:
+            cursor = connection.execute(
+                "UPDATE journal_entries SET outcome = ?, finished_at = ?, after = ?, detail = ? WHERE entry = ?",
+                (outcome, iso(finished_at), None if after is None else dumps(after), detail, entry),
+            )
+            return cursor.rowcount == 1
+
+    def used_token(self, scenario_id: str, token_id: str) -> Outcome | None:
+        with self._pool.borrow() as connection:
+            rows = connection.execute(
+                "SELECT DISTINCT outcome FROM journal_entries WHERE token_id = ? AND scenario_id = ? "
+                "AND outcome <> 'failed'",
+                (token_id, scenario_id),
+            ).fetchall()
+        outcomes = {row[0] for row in rows}
+        return "unknown" if "unknown" in outcomes else "applied" if outcomes else None
+
+    def get_entry(self, entry: str) -> EntryRow | None:
+        with self._pool.borrow() as connection:
+            row = connection.execute(f"SELECT {FULL_COLUMNS} FROM journal_entries WHERE entry = ?", (entry,)).fetchone()
+        return None if row is None else _row(row, full=True)
+
+    def list_entries(self, where: EntryFilter, *, full: bool = False) -> Iterator[EntryRow]:
+        clauses, params = _where(where)
+        columns = FULL_COLUMNS if full else SUMMARY_COLUMNS
+        query = f"SELECT {columns} FROM journal_entries{clauses} ORDER BY created_at, entry"
+        if where.limit is not None:
+            query = (
+                f"SELECT * FROM (SELECT {columns} FROM journal_entries{clauses} ORDER BY created_at DESC, entry DESC "
+                f"LIMIT {int(where.limit)}) ORDER BY created_at, entry"
+            )
+        with self._pool.borrow() as connection:
+            for row in connection.execute(query, params):
+                yield _row(row, full=full)
+
+    def import_entries(
+        self, source: str, entries: Iterable[ImportedEntry], skipped: Callable[[], int] = lambda: 0
+    ) -> int | None:
+        with self._write() as connection:
+            claimed = connection.execute(
+                "INSERT INTO journal_imports (source, imported_at, entries, skipped) VALUES (?, ?, 0, 0) "
+                "ON CONFLICT (source) DO NOTHING",
+                (source, iso(datetime.now(UTC))),
+            )
+            if claimed.rowcount != 1:
+                return None
+            count = 0
+            iterator = iter(entries)
+            while batch := list(islice(iterator, 500)):
+                connection.executemany(
+                    INSERT + " ON CONFLICT (entry) DO NOTHING",
+                    [_imported_row(item, source) for item in batch],
+                )
+                count += len(batch)
+            connection.execute(
+                "UPDATE journal_imports SET entries = ?, skipped = ? WHERE source = ?", (count, skipped(), source)
+            )
+            return count
+
+    # --- the per-scenario write lock -------------------------------------------------------------
+
+    def try_lock(self, scenario_id: str) -> object | None:
+        now = time.time()
+        with self._write(self._lock_pool) as connection:
+            row = connection.execute(
+                "SELECT owner, host, pid, expires_at FROM scenario_locks WHERE scenario_id = ?", (scenario_id,)
+            ).fetchone()
+            if row is not None and row[0] != self._owner:
+                owner, host, pid, expires_at = row
+                if expires_at > now and not (host == HOST and not _running(pid)):
+                    return None
+                logger.warning(
+                    "journal_lock_taken_over scenario_id=%s from=%s reason=%s",
+                    scenario_id,
+                    owner,
+                    "lease expired" if expires_at <= now else "holder process ended",
+                )
+            connection.execute(
+                "INSERT INTO scenario_locks (scenario_id, owner, host, pid, expires_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (scenario_id) DO UPDATE SET owner = excluded.owner, host = excluded.host, "
+                "pid = excluded.pid, expires_at = excluded.expires_at",
+                (scenario_id, self._owner, HOST, os.getpid(), now + LEASE),
+            )
+        with self._held_lock:
+            self._held.add(scenario_id)
+            if self._heartbeat is None or not self._heartbeat.is_alive():
+                self._heartbeat = threading.Thread(target=self._renew, name="journal-lock-lease", daemon=True)
+                self._heartbeat.start()
+        return scenario_id
+
+    def unlock(self, handle: object) -> None:
+        scenario_id = cast(str, handle)
+        with self._held_lock:
+            self._held.discard(scenario_id)
+        with self._write(self._lock_pool) as connection:
+            connection.execute(
+                "DELETE FROM scenario_locks WHERE scenario_id = ? AND owner = ?", (scenario_id, self._owner)
+            )
+
+    def _renew(self) -> None:
+        """Renew the leases of every lock this store holds, until none is held."""
+        while not self._stop.wait(RENEW):
+            with self._held_lock:
+                if not self._held:
+                    self._heartbeat = None
+                    return
+            try:
+                with self._write(self._lock_pool) as connection:
+                    connection.execute(
+                        "UPDATE scenario_locks SET expires_at = ? WHERE owner = ?", (time.time() + LEASE, self._owner)
+                    )
+            except sqlite3.Error as exc:
+                logger.warning("journal_lock_renew_failed error=%s", type(exc).__name__)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.close()
+        self._lock_pool.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _where(where: EntryFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if where.scenario_id is not None:
+        clauses.append("scenario_id = ?")
+        params.append(where.scenario_id)
+    if where.since is not None:
+        clauses.append("created_at >= ?")
+        params.append(iso(where.since))
+    if where.until is not None:
+        clauses.append("created_at < ?")
+        params.append(iso(where.until))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _row(row: tuple[Any, ...], *, full: bool) -> EntryRow:
+    extra: dict[str, Any] = {}
+    if full:
+        extra = {
+            "before": _loads(row[15]),
+            "body": _loads(row[16]),
+            "expected": _loads(row[17]),
+            "after": _loads(row[18]),
+        }
+    return EntryRow(
+        entry=row[0],
+        created_at=parse_iso(row[1]),
+        finished_at=parse_iso(row[2]) if row[2] else None,
+        scenario_id=row[3],
+        outcome=row[4],
+        token_id=row[5],
+        fields=_loads(row[6]) or [],
+        changes=_loads(row[7]) or [],
+        detail=row[8] or "",
+        audit=AuditContext(client_name=row[9], client_version=row[10], transport=row[11], http_token_id=row[12]),
+        server=row[13] or "",
+        source=row[14],
+        **extra,
+    )
+
+
+def _imported_row(item: ImportedEntry, source: str) -> tuple[Any, ...]:
+    return (
+        item.entry,
+        iso(item.created_at),
+        None if item.finished_at is None else iso(item.finished_at),
+        item.scenario_id,
+        item.outcome,
+        item.token_id,
+        dumps(item.fields),
+        dumps(item.fields),
+        dumps(item.before),
+        dumps(item.body),
+        None,
+        None if item.after is None else dumps(item.after),
+        item.detail,
+        None,
+        None,
+        None,
+        None,
+        "",
+        source,
+    )
