@@ -138,7 +138,7 @@ def test_dataset_looks_real() -> None:
 def test_dataset_benchmarks() -> None:
     data = generate()
     assert len(data.benchmarks) == 6
-    assert all(b.startswith("bmk_") for b in data.benchmarks)
+    assert all(b.startswith("bmd_") for b in data.benchmarks)
     assert all(40 <= len(members) <= 150 for members in data.benchmarks.values())
     memberships = Counter(sid for members in data.benchmarks.values() for sid in members)
     assert max(memberships.values()) == 2

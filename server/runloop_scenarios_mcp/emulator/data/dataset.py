@@ -34,7 +34,7 @@ def generate(seed: int = 0, count: int = SCENARIO_COUNT_DEFAULT) -> Dataset:
         raise ValueError("count must be >= 0")
     rng = random.Random(seed)
     ids = unique_ids(rng, "scn_", count)
-    bench_ids = unique_ids(rng, "bmk_", len(BENCHMARK_NAMES))
+    bench_ids = unique_ids(rng, "bmd_", len(BENCHMARK_NAMES))  # as Runloop's benchmark ids (the SDKs' tests)
     bench_names = dict(zip(bench_ids, BENCHMARK_NAMES, strict=True))
     membership = _benchmark_membership(rng, count, len(bench_ids))
 
