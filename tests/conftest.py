@@ -19,7 +19,19 @@ from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.emulator.loopback import LoopbackEmulator
+from tests.support import postgres
 from tests.support.common import CANARY_KEY, RealTokens, Session, make_settings
+
+
+def pytest_report_header() -> str:
+    """Whether the PostgreSQL journal tests run here, said before any test does."""
+    return postgres.report_header()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Said again at the end (``make test`` runs pytest -q, which hides the header) when they did not run."""
+    if postgres.unreachable_reason() is not None:
+        terminalreporter.write_line(postgres.report_header(), yellow=True, bold=True)
 
 
 @pytest.fixture
@@ -64,3 +76,20 @@ def loopback(emulator: Emulator) -> Iterator[LoopbackEmulator]:
 @pytest.fixture(scope="session")
 def real_tokens() -> RealTokens:
     return RealTokens()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test (skipped without a server, failed with CI=true)."""
+    with postgres.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The journal database of this test, on each backend: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path / 'shared-journal.sqlite3'}"
+        return
+    with postgres.fresh_database() as url:
+        yield url

@@ -241,11 +241,12 @@ class SqliteStore(JournalStore):
 
     def try_lock(self, scenario_id: str) -> object | None:
         now = time.time()
+        holder = f"{self._owner}/{secrets.token_hex(4)}"  # one per hold: two holds in one process exclude each other
         with self._write(self._lock_pool) as connection:
             row = connection.execute(
                 "SELECT owner, host, pid, expires_at FROM scenario_locks WHERE scenario_id = ?", (scenario_id,)
             ).fetchone()
-            if row is not None and row[0] != self._owner:
+            if row is not None:
                 owner, host, pid, expires_at = row
                 if expires_at > now and not (host == HOST and not _running(pid)):
                     return None
@@ -259,23 +260,21 @@ class SqliteStore(JournalStore):
                 "INSERT INTO scenario_locks (scenario_id, owner, host, pid, expires_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (scenario_id) DO UPDATE SET owner = excluded.owner, host = excluded.host, "
                 "pid = excluded.pid, expires_at = excluded.expires_at",
-                (scenario_id, self._owner, HOST, os.getpid(), now + LEASE),
+                (scenario_id, holder, HOST, os.getpid(), now + LEASE),
             )
         with self._held_lock:
-            self._held.add(scenario_id)
+            self._held.add(holder)
             if self._heartbeat is None or not self._heartbeat.is_alive():
                 self._heartbeat = threading.Thread(target=self._renew, name="journal-lock-lease", daemon=True)
                 self._heartbeat.start()
-        return scenario_id
+        return (scenario_id, holder)
 
     def unlock(self, handle: object) -> None:
-        scenario_id = cast(str, handle)
+        scenario_id, holder = cast(tuple[str, str], handle)
         with self._held_lock:
-            self._held.discard(scenario_id)
+            self._held.discard(holder)
         with self._write(self._lock_pool) as connection:
-            connection.execute(
-                "DELETE FROM scenario_locks WHERE scenario_id = ? AND owner = ?", (scenario_id, self._owner)
-            )
+            connection.execute("DELETE FROM scenario_locks WHERE scenario_id = ? AND owner = ?", (scenario_id, holder))
 
     def _renew(self) -> None:
         """Renew the leases of every lock this store holds, until none is held."""
@@ -287,7 +286,8 @@ class SqliteStore(JournalStore):
             try:
                 with self._write(self._lock_pool) as connection:
                     connection.execute(
-                        "UPDATE scenario_locks SET expires_at = ? WHERE owner = ?", (time.time() + LEASE, self._owner)
+                        "UPDATE scenario_locks SET expires_at = ? WHERE owner LIKE ?",
+                        (time.time() + LEASE, self._owner + "/%"),
                     )
             except sqlite3.Error as exc:
                 logger.warning("journal_lock_renew_failed error=%s", type(exc).__name__)
