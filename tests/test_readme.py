@@ -5,13 +5,19 @@ environment variable. Regenerate the Tools section with ``UPDATE_README=1 pytest
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import re
+import secrets
 import shlex
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import anyio
 import pytest
@@ -30,7 +36,7 @@ README = ROOT / "README.md"
 SCRIPT = Path(sys.executable).parent / "runloop-scenarios-mcp"
 BEGIN, END = "<!-- BEGIN TOOLS -->", "<!-- END TOOLS -->"
 SHORTEN_AT = 100
-MASKED = {"preview_token": "pr1_…", "expires_at": "2026-01-01T00:10:00Z", "journal_entry": "j_…"}
+MASKED = {"preview_token": "pv_…", "expires_at": "2026-01-01T00:10:00Z", "journal_entry": "j_…"}
 """Values that differ on every run; the README shows a stand-in."""
 
 
@@ -87,10 +93,31 @@ def _arguments_table(schema: dict[str, Any]) -> list[str]:
     return rows
 
 
+@contextlib.contextmanager
+def _repeatable_randomness() -> Iterator[None]:
+    """Preview tokens and journal entry ids are random and hold the time, and their length in tokens varies
+    with their bytes, so a result's ``estimated_tokens`` would vary from run to run: draw them from a seeded
+    generator at a fixed time, so the section is the same on every run (their text is masked anyway)."""
+    draw = random.Random(0)
+    with (
+        mock.patch.object(secrets, "token_bytes", lambda n=32: draw.randbytes(n)),
+        mock.patch.object(secrets, "token_hex", lambda n=32: draw.randbytes(n).hex()),
+        mock.patch.object(time, "time", lambda: 1_790_000_000.0),
+    ):
+        yield
+
+
 async def generate_tools_section(journal: Path) -> str:
     """The README's Tools section, from tools/list and real calls against the emulator."""
     settings = Settings(emulator=True, secret=SecretStr("readme-example-secret-0123456789"), journal_path=journal)
     examples: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    with _repeatable_randomness():
+        return await _generate(settings, journal, examples)
+
+
+async def _generate(
+    settings: Settings, journal: Path, examples: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]
+) -> str:
     async with Client(build_server(settings), mode="legacy") as client:
         tools = (await client.list_tools()).tools
 
