@@ -71,9 +71,9 @@ def fresh_database() -> Iterator[str]:
     require_postgres()
     name = f"rsm_test_{SESSION}_{next(_numbers)}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]  # our own random name
+        admin.execute(f'CREATE DATABASE "{name}"')  # our own random name
     try:
         yield database_url(name)
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
