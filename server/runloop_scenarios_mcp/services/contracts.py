@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from runloop_scenarios_mcp.config import DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_CAP, MIN_MAX_TOKENS
 from runloop_scenarios_mcp.upstream.models import ValidationType
@@ -17,6 +18,16 @@ from runloop_scenarios_mcp.upstream.models import ValidationType
 MAX_SCENARIOS_PER_PAGE = 1000
 """The largest ``limit`` a list_scenarios call may ask for (the API itself allows more per upstream page)."""
 
+
+def _no_coercion(value: Any) -> Any:
+    """Integers as JSON sends them: a string ("5") or a boolean (true) is not turned into a number."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("int_type", "Input should be a valid integer, not a string or a boolean")
+    return value
+
+
+NO_COERCION = BeforeValidator(_no_coercion)
+"""On an integer argument (last in its ``Annotated``, so the schema keeps its bounds): 5 or 5.0, never "5" or true."""
 MaxTokens = Annotated[
     int | None,
     Field(
@@ -28,6 +39,7 @@ MaxTokens = Annotated[
         ),
         examples=[DEFAULT_MAX_TOKENS],
     ),
+    NO_COERCION,
 ]
 ScenarioId = Annotated[
     str,
@@ -90,7 +102,7 @@ class ListScenariosInput(ToolInput):
         ),
     )
     max_tokens: MaxTokens = None
-    limit: int | None = Field(
+    limit: Annotated[int | None, NO_COERCION] = Field(
         None,
         ge=1,
         le=MAX_SCENARIOS_PER_PAGE,
@@ -104,7 +116,7 @@ class ListScenariosInput(ToolInput):
         ),
         examples=[["id", "name", "metadata"], ["*"]],
     )
-    include_total_count: bool = Field(False, description="Also return how many scenarios match in total.")
+    include_total_count: bool = Field(False, strict=True, description="Also return how many scenarios match in total.")
 
 
 class ListScenariosResult(ToolResult):
@@ -132,7 +144,9 @@ class GetScenarioInput(ToolInput):
             "e.g. input_context.problem_statement or scoring_contract.scoring_function_parameters.0.scorer.bash_script."
         ),
     )
-    offset: int = Field(0, ge=0, description="With field: the character offset to start reading at (next_offset).")
+    offset: Annotated[int, NO_COERCION] = Field(
+        0, ge=0, description="With field: the character offset to start reading at (next_offset)."
+    )
 
 
 class StringSlice(Contract):
@@ -185,7 +199,9 @@ class UpdateScenarioInput(ToolInput):
         ),
     )
     dry_run: bool = Field(
-        True, description="true (default): preview only, nothing is written. false: apply with preview_token."
+        True,
+        strict=True,
+        description="true (default): preview only, nothing is written. false: apply with preview_token.",
     )
     preview_token: str | None = Field(
         None,

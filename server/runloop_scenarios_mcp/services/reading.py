@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runloop_scenarios_mcp.errors import InvalidArgument
+from runloop_scenarios_mcp.errors import InvalidArgument, shown
 from runloop_scenarios_mcp.services.budget import Clip, budget_for, clip_to_fit, count_json, lookup_path, usable
 from runloop_scenarios_mcp.services.contracts import ClippedField, GetScenarioResult, StringSlice
 from runloop_scenarios_mcp.services.listing import clip_note
@@ -81,17 +81,17 @@ def _slice(scenario: dict[str, Any], field: str, offset: int, max_tokens: int) -
         value = lookup_path(scenario, field)
     except KeyError:
         raise InvalidArgument(
-            f"field {field!r} does not exist in this scenario. Pass a dotted path to a string, as listed in clipped "
-            "(e.g. input_context.problem_statement, reference_output)."
+            f"field {shown(field)} does not exist in this scenario. Pass a dotted path to a string, as listed in "
+            "clipped (e.g. input_context.problem_statement, reference_output)."
         ) from None
     if not isinstance(value, str):
         raise InvalidArgument(
-            f"field {field!r} is a JSON {type(value).__name__}, not a string; field reads strings in slices. Omit "
+            f"field {shown(field)} is a JSON {type(value).__name__}, not a string; field reads strings in slices. Omit "
             "field to get the whole scenario."
         )
     if offset > len(value):
         raise InvalidArgument(
-            f"offset {offset} is past the end of {field!r} ({len(value)} characters); use 0..{len(value)}"
+            f"offset {offset} is past the end of {shown(field)} ({len(value)} characters); use 0..{len(value)}"
         )
 
     def build(length: int) -> dict[str, Any]:

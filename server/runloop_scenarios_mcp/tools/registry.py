@@ -20,13 +20,16 @@ from pydantic import ValidationError, WithJsonSchema
 
 from runloop_scenarios_mcp.config import MIN_MAX_TOKENS
 from runloop_scenarios_mcp.errors import InvalidArgument, RunloopMcpError, to_tool_message
-from runloop_scenarios_mcp.services.budget import to_json
+from runloop_scenarios_mcp.services.budget import count_json, to_json
 from runloop_scenarios_mcp.services.contracts import ToolInput, ToolResult
 from runloop_scenarios_mcp.services.state import AppState
+from runloop_scenarios_mcp.upstream.client import REDACTED, call_deadline
 
 logger = logging.getLogger(__name__)
 
 InputT = TypeVar("InputT", bound=ToolInput)
+MAX_ARGUMENT_DEPTH = 64
+"""Deepest nesting of objects and arrays accepted in any argument (a scenario is about 8 levels deep)."""
 Handler = Callable[..., Awaitable[dict[str, Any] | InputRequiredResult]]
 """``handler(state, args, on_wait, ctx)``: the service call behind a tool (``ctx`` only for asking the person)."""
 
@@ -34,7 +37,7 @@ Handler = Callable[..., Awaitable[dict[str, Any] | InputRequiredResult]]
 def _describe_validation_error(tool: str, exc: ValidationError) -> str:
     problems: list[str] = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        where = ".".join(str(part) for part in error["loc"])[:120] or "arguments"
         # (Unknown and missing top-level arguments are refused earlier, in ScenariosServer.call_tool.)
         shown = "" if error["type"] in ("missing", "extra_forbidden") else f" (got {_short(error.get('input'))})"
         problems.append(f"{where}: {error['msg']}{shown}")
@@ -58,6 +61,42 @@ def _invalid_unicode(arguments: dict[str, Any]) -> str | None:
         elif isinstance(value, list):
             stack.extend((f"{where}.{index}"[:200], item) for index, item in enumerate(value))
     return None
+
+
+def _too_deep(arguments: dict[str, Any]) -> str | None:
+    """The first argument nested deeper than :data:`MAX_ARGUMENT_DEPTH`, found without recursing."""
+    stack: list[tuple[str, Any, int]] = [(str(key), value, 1) for key, value in arguments.items()]
+    while stack:
+        name, value, depth = stack.pop()
+        if depth > MAX_ARGUMENT_DEPTH:
+            return name
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((name, child, depth + 1) for child in children if isinstance(child, dict | list))
+    return None
+
+
+def redact_result(result: dict[str, Any], secrets: tuple[str, ...]) -> dict[str, Any]:
+    """``result`` with every secret value replaced in its strings and keys (its token count updated)."""
+    text = to_json(result)
+    if not any(secret and secret in text for secret in secrets):
+        return result
+    logger.warning("secret_in_result redacted=true")
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in secrets:
+                value = value.replace(secret, REDACTED) if secret else value
+            return value
+        if isinstance(value, dict):
+            return {clean(key): clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    cleaned: dict[str, Any] = clean(result)
+    if "estimated_tokens" in cleaned:
+        cleaned["estimated_tokens"] = count_json(cleaned) + 1
+    return cleaned
 
 
 def _short(value: Any) -> str:
@@ -105,16 +144,27 @@ def register(
                 f"Invalid arguments for {name}: {bad_text} contains invalid Unicode (a lone surrogate such as "
                 "\\ud800); send valid UTF-8 text."
             )
+        deep = _too_deep(arguments)
+        if deep is not None:
+            return error_result(
+                f"Invalid arguments for {name}: {deep} is nested more than {MAX_ARGUMENT_DEPTH} levels deep; a "
+                "scenario is much flatter. Send values in get_scenario's shape."
+            )
         try:
             args = input_model.model_validate(arguments)
         except ValidationError as exc:
             return error_result(_describe_validation_error(name, exc))
+        reports = 0
 
         async def on_wait(attempt: int, delay: float, reason: str) -> None:
-            await ctx.report_progress(attempt, None, f"Runloop API: {reason}; retry {attempt} in {delay:.1f} s")
+            nonlocal reports
+            reports += 1  # progress must grow with every notification
+            retry = f"; retry {attempt} in {delay:.1f} s" if delay > 0 else ""
+            await ctx.report_progress(reports, None, f"Runloop API: {reason}{retry}")
 
         try:
-            result = await handler(state, args, on_wait, ctx)
+            with call_deadline(state.settings.call_timeout):
+                result = await handler(state, args, on_wait, ctx)
         except RunloopMcpError as exc:
             logger.info("tool_error tool=%s error=%s", name, type(exc).__name__)
             return error_result(to_tool_message(exc, state.settings.secret_values))
@@ -124,6 +174,7 @@ def register(
             return error_result(to_tool_message(exc))
         if isinstance(result, InputRequiredResult):
             return result
+        result = redact_result(result, state.settings.secret_values)
         return CallToolResult(content=[TextContent(type="text", text=to_json(result))], structured_content=result)
 
     call.__name__ = name

@@ -10,6 +10,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, InputRequiredResult, Tool
 
 from runloop_scenarios_mcp.config import Settings
+from runloop_scenarios_mcp.errors import shown
 from runloop_scenarios_mcp.services.contracts import TOOL_CONTRACTS
 from runloop_scenarios_mcp.services.state import AppState
 from runloop_scenarios_mcp.tools.registry import error_result, input_schema
@@ -53,7 +54,9 @@ class ScenariosServer(MCPServer[AppState]):
         # A missing required one would surface as the SDK's raw pydantic dump: say it plainly instead.
         if tool is not None:
             known = tool.input_schema.get("properties", {})
-            problems = [f"{key}: unknown argument" for key in sorted(set(arguments or {}) - set(known))]
+            unknown = sorted(set(arguments or {}) - set(known))
+            problems = [f"{_name(key)}: unknown argument" for key in unknown[:5]]
+            problems += [f"{len(unknown) - 5} more unknown arguments"] if len(unknown) > 5 else []
             problems += [f"{key}: missing" for key in tool.input_schema.get("required", []) if key not in arguments]
             if problems:
                 return error_result(
@@ -64,6 +67,11 @@ class ScenariosServer(MCPServer[AppState]):
 
 _AFTER_LIST_DELAY = 0.05
 """Seconds after the first tools/list before ``after_first_list`` runs: time to write the answer first."""
+
+
+def _name(key: str) -> str:
+    """An argument name for a message: as it is when short and plain, else quoted and bounded."""
+    return key if len(key) <= 40 and key.isidentifier() else shown(key)
 
 
 def _published(tool: Tool) -> Tool:

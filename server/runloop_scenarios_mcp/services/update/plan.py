@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runloop_scenarios_mcp.errors import InvalidChanges
+from runloop_scenarios_mcp.errors import InvalidChanges, shown
 from runloop_scenarios_mcp.services.budget import is_clipped_text
 from runloop_scenarios_mcp.services.contracts import DiffEntry
 from runloop_scenarios_mcp.services.cursor import canonical
@@ -160,7 +160,7 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
         else:
             known = "an unknown field" if key not in SCENARIO_FIELDS else "not updatable"
             raise InvalidChanges(
-                f"{key!r} is {known}: the Runloop update API accepts only {', '.join(UPDATE_FIELD_NAMES)}."
+                f"{shown(key)} is {known}: the Runloop update API accepts only {', '.join(UPDATE_FIELD_NAMES)}."
             )
 
     expected = merge_patch(current, patch)
@@ -267,19 +267,19 @@ def _check_scoring(
         name, weight, scorer = function.get("name"), function.get("weight"), function.get("scorer")
         if not isinstance(name, str) or not _NAME.match(name):
             errors.append(
-                f"{where}.name: {name!r} must match {SCORING_FUNCTION_NAME_PATTERN} (letters, digits, _ and -)"
+                f"{where}.name: {shown(name)} must match {SCORING_FUNCTION_NAME_PATTERN} (letters, digits, _ and -)"
             )
         else:
             names.append(name)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
-            errors.append(f"{where}.weight: must be a number greater than 0 (got {weight!r})")
+            errors.append(f"{where}.weight: must be a number greater than 0 (got {shown(weight)})")
         else:
             total += weight
         kind = scorer.get("type") if isinstance(scorer, dict) else None
         if kind in upstream_types and kind not in SCORER_TYPES:
             pass  # a scorer type newer than this code, already in use upstream: the API accepts it
         elif kind not in SCORER_TYPES:
-            errors.append(f"{where}.scorer.type: must be one of {', '.join(SCORER_TYPES)} (got {kind!r})")
+            errors.append(f"{where}.scorer.type: must be one of {', '.join(SCORER_TYPES)} (got {shown(kind)})")
         else:
             missing = [f for f in SCORER_REQUIRED.get(str(kind), ()) if not isinstance(scorer.get(f), str)]  # type: ignore[union-attr]
             if missing:
