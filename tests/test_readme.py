@@ -6,9 +6,9 @@ environment variable. Regenerate the Tools section with ``UPDATE_README=1 pytest
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
-import random
 import re
 import secrets
 import shlex
@@ -96,12 +96,13 @@ def _arguments_table(schema: dict[str, Any]) -> list[str]:
 @contextlib.contextmanager
 def _repeatable_randomness() -> Iterator[None]:
     """Preview tokens and journal entry ids are random and hold the time, and their length in tokens varies
-    with their bytes, so a result's ``estimated_tokens`` would vary from run to run: draw them from a seeded
-    generator at a fixed time, so the section is the same on every run (their text is masked anyway)."""
-    draw = random.Random(0)
+    with their bytes, so a result's ``estimated_tokens`` would vary from run to run. Here they come from a
+    counter at a fixed time, so the section is the same on every run (their text is masked anyway): hex
+    strings are all digits (the same token count whichever thread draws first), bytes count up."""
+    drawn = itertools.count(1)
     with (
-        mock.patch.object(secrets, "token_bytes", lambda n=32: draw.randbytes(n)),
-        mock.patch.object(secrets, "token_hex", lambda n=32: draw.randbytes(n).hex()),
+        mock.patch.object(secrets, "token_bytes", lambda n=32: next(drawn).to_bytes(n, "big")),
+        mock.patch.object(secrets, "token_hex", lambda n=32: f"{next(drawn):0{2 * n}d}"),
         mock.patch.object(time, "time", lambda: 1_790_000_000.0),
     ):
         yield
