@@ -156,13 +156,13 @@ async def test_http_replicas_behind_a_round_robin_proxy_share_one_journal(
             seen += [s["id"] for s in page["scenarios"]]
             arguments = {"cursor": page["next_cursor"], "max_tokens": 600}
         assert len(seen) == len(set(seen)) and len(seen) >= 12
-        listed = [
+        in_one = [
             s["id"]
             for s in _data(
                 await client.call_tool("list_scenarios", {"fields": ["id"], "limit": len(seen), "max_tokens": 20000})
             )["scenarios"]
         ]
-        assert seen == listed  # the pages, each from the other replica, are the one listing in order
+        assert seen == in_one  # the pages, each from the other replica, are the one listing in order
         assert set(replicas.replicas_of("list_scenarios")) == {0, 1}
 
         # preview on one replica, apply on the other

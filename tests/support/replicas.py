@@ -208,7 +208,7 @@ async def http_client(url: str, *, mode: str = "auto", token: str | None = HTTP_
     """The SDK client over streamable HTTP at ``url``, sending the bearer token."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
     http = create_mcp_http_client(headers=headers)
-    async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+    async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
         yield client
 
 
