@@ -299,3 +299,29 @@ async def test_the_confirmation_of_a_long_edit_is_bounded(tmp_path: Path, emulat
         await apply_update(session, scenario["id"], changes, preview["preview_token"])
     assert len(shown) == 1 and len(shown[0]) < 4_000
     assert "input_context.problem_statement: text of 200,000 -> " in shown[0] and "more changed regions" in shown[0]
+
+
+async def test_adding_and_removing_scorers_shows_them_by_name_even_at_the_smallest_budget(
+    mcp: Session, emulator: Emulator, real_tokens: RealTokens
+) -> None:
+    scenario = active_scenario(
+        emulator, lambda s: small_scenario(s) and len(s["scoring_contract"]["scoring_function_parameters"]) >= 2
+    )
+    functions = scenario["scoring_contract"]["scoring_function_parameters"]
+    removed, kept = functions[0]["name"], functions[1]["name"]
+    script = "#!/usr/bin/env bash\n" + "".join(f"echo step {i} of a long scorer script\n" for i in range(300))
+    added = {"scorer": {"type": "bash_script_scorer", "bash_script": script}, "weight": 0.25}
+    changes = {"scoring_contract": {"scoring_function_parameters": {removed: None, "e2e": added}}}
+    for budget in (500, 4000):
+        result = await mcp.call(
+            "update_scenario", {"scenario_id": scenario["id"], "changes": changes, "max_tokens": budget}
+        )
+        assert not result.is_error, error_text(result)
+        assert_fits(result, budget, real_tokens)
+        shown = result.structured_content
+        paths = [d["path"] for d in shown["diff"]]
+        base = "scoring_contract.scoring_function_parameters"
+        assert f"{base}.{removed}" in paths and f"{base}.e2e" in paths, paths
+        assert not any(p == base for p in paths)  # never the whole list as one entry
+        assert f"{base}.{kept}" not in paths  # an untouched scorer is not in the diff
+        assert shown.get("diff_omitted", 0) == 0

@@ -80,18 +80,22 @@ def make_merge_patch(source: Any, target: Any) -> Any:
 
 
 def diff(before: Any, after: Any, path: str = "") -> list[DiffEntry]:
-    """Leaf-level differences; lists of equal length are compared item by item."""
+    """Leaf-level differences; lists of equal length are compared item by item, lists of named objects
+    (scorers) that gain, lose or reorder items are compared by name (paths ``...<list>.<name>...``)."""
     if isinstance(before, dict) and isinstance(after, dict):
         out: list[DiffEntry] = []
         for key in list(before) + [k for k in after if k not in before]:
             child = f"{path}.{key}" if path else str(key)
             out += diff(before.get(key, _MISSING), after.get(key, _MISSING), child)
         return out
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        out = []
-        for index, (old, new) in enumerate(zip(before, after, strict=True)):
-            out += diff(old, new, f"{path}.{index}")
-        return out
+    if isinstance(before, list) and isinstance(after, list):
+        if len(before) == len(after) and _names(before) == _names(after):
+            out = []
+            for index, (old, new) in enumerate(zip(before, after, strict=True)):
+                out += diff(old, new, f"{path}.{index}")
+            return out
+        if before and after and _names(before) and _names(after):
+            return _diff_by_name(before, after, path)
     if before is not _MISSING and after is not _MISSING and before == after and type(before) is type(after):
         return []
     if before is _MISSING and after is _MISSING:
@@ -99,6 +103,32 @@ def diff(before: Any, after: Any, path: str = "") -> list[DiffEntry]:
     return [
         DiffEntry(path=path, before=None if before is _MISSING else before, after=None if after is _MISSING else after)
     ]
+
+
+def _names(items: list[Any]) -> list[str] | None:
+    """The ``name`` of each item when every item is an object with a distinct string name (scorers), else None."""
+    names = [item.get("name") if isinstance(item, dict) else None for item in items]
+    if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        return None
+    return names  # type: ignore[return-value]
+
+
+def _diff_by_name(before: list[Any], after: list[Any], path: str) -> list[DiffEntry]:
+    """Named items added, removed or reordered: one entry per scorer (path ``...<name>``), not the whole list."""
+    old = {item["name"]: item for item in before}
+    new = {item["name"]: item for item in after}
+    out: list[DiffEntry] = []
+    kept_before = [name for name in old if name in new]
+    kept_after = [name for name in new if name in old]
+    if kept_before != kept_after:
+        out.append(DiffEntry(path=path, before=kept_before, after=kept_after))  # the order of the kept ones
+    for name, item in old.items():
+        if name in new:
+            out += diff(item, new[name], f"{path}.{name}")
+        else:
+            out.append(DiffEntry(path=f"{path}.{name}", before=item, after=None))
+    out += [DiffEntry(path=f"{path}.{name}", before=None, after=item) for name, item in new.items() if name not in old]
+    return out
 
 
 def _clipped_paths(value: Any, path: str = "") -> list[str]:

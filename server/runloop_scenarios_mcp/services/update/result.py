@@ -88,7 +88,18 @@ def _shrink(
     tokens = _cost(result, limit)
     if tokens <= limit:
         return result, tokens
-    # Too many entries even with short strings: keep the longest prefix that fits (binary search).
+    # Objects and lists with many small strings: collapse them to a marker saying what and how big, clip again.
+    collapsed, _clips, _ = clip_to_fit(
+        {"diff": [_collapsed(e) for e in diff], "mismatches": [_collapsed(e) for e in mismatches]},
+        room,
+        keep=_paths(diff, mismatches),
+    )
+    diff, mismatches = collapsed["diff"], collapsed["mismatches"]
+    result = _assemble(head, diff, 0, mismatches, None, body_bytes, max_tokens)
+    tokens = _cost(result, limit)
+    if tokens <= limit:
+        return result, tokens
+    # Too many entries even so: keep the longest prefix that fits (binary search).
     entries = [("diff", e) for e in diff] + [("mismatches", e) for e in mismatches]
     low, high = 0, len(entries)
     best = _assemble(head, [], len(diff), [], None, body_bytes, max_tokens)
@@ -107,6 +118,18 @@ def _shrink(
         else:
             high = mid - 1
     return best, best_tokens
+
+
+def _collapsed(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry with each object or list value replaced by a marker of what it was and how big."""
+    out = dict(entry)
+    for side in ("before", "after"):
+        value = entry.get(side)
+        if isinstance(value, dict | list) and value:
+            kind = f"an object of {len(value)} keys" if isinstance(value, dict) else f"a list of {len(value)} items"
+            size = len(to_json(value))
+            out[side] = f"…[left out to fit max_tokens: {kind}, {size:,} characters as JSON; read it with get_scenario]"
+    return out
 
 
 def _has_long_text(value: Any) -> bool:
