@@ -7,7 +7,8 @@ written for an agent deciding what to send.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -15,6 +16,8 @@ from pydantic_core import PydanticCustomError
 from runloop_scenarios_mcp.config import DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_CAP, MIN_MAX_TOKENS
 from runloop_scenarios_mcp.upstream.models import ValidationType
 
+MAX_TEXT_LENGTH = 256
+"""The longest ``text`` a list_scenarios call may search for (a cursor carries it)."""
 MAX_SCENARIOS_PER_PAGE = 1000
 """The largest ``limit`` a list_scenarios call may ask for (the API itself allows more per upstream page)."""
 
@@ -61,6 +64,21 @@ def _compact(schema: dict[str, Any]) -> None:
             del prop["default"]
 
 
+def present_or_absent(*names: str) -> Callable[[dict[str, Any]], None]:
+    """Schema of a model whose named optional fields are left out rather than null: compact, and each of those
+    fields typed as what it holds when present (no null branch)."""
+
+    def adjust(schema: dict[str, Any]) -> None:
+        _compact(schema)
+        for name in names:
+            prop = schema["properties"][name]
+            kinds = [kind for kind in prop.pop("anyOf", []) if kind != {"type": "null"}]
+            if kinds:
+                prop.update(kinds[0])
+
+    return adjust
+
+
 class Contract(BaseModel):
     """Base of every model whose schema is published (tool inputs, results and their parts)."""
 
@@ -78,12 +96,32 @@ class ToolResult(Contract):
 
 
 class ClippedField(Contract):
-    """A string that was shortened to fit the budget; read the rest with get_scenario(field=..., offset=...)."""
+    """A string that was shortened to fit the budget; read the rest with get_scenario(field=..., offset=...).
+
+    In list_scenarios, a value may also be left out whole (``left_out``): read it with get_scenario(scenario_id).
+    """
+
+    model_config = ConfigDict(json_schema_extra=present_or_absent("left_out"))
 
     id: str = Field(description="Scenario id the clipped string belongs to.")
-    path: str = Field(description="JSON path of the string inside the scenario, e.g. input_context.problem_statement.")
-    original_length: int = Field(description="Length of the full string, in characters.")
-    returned_length: int = Field(description="Characters of it included in this result (a prefix).")
+    path: str = Field(
+        description=(
+            "JSON path of the string inside the scenario, e.g. input_context.problem_statement (* when every field "
+            "but id was left out)."
+        )
+    )
+    original_length: int = Field(
+        description="Length of the full string, in characters (of a value left out: of its compact JSON)."
+    )
+    returned_length: int = Field(description="Characters of it included in this result (a prefix; 0 when left out).")
+    left_out: Literal["object", "array", "fields"] | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description=(
+            "Present when the whole value was replaced by a marker to fit the budget: object, array, or fields (every "
+            "field but id). Read it with get_scenario(scenario_id)."
+        ),
+    )
 
 
 # --- list_scenarios ------------------------------------------------------------------------
@@ -91,14 +129,34 @@ class ClippedField(Contract):
 
 class ListScenariosInput(ToolInput):
     name: str | None = Field(None, description="Only scenarios with exactly this name (case-sensitive).")
-    benchmark_id: str | None = Field(None, description="Only scenarios in this benchmark (id such as bmk_...).")
+    benchmark_id: str | None = Field(
+        None,
+        description=(
+            "Only scenarios in this benchmark: its id (such as bmd_...), not its name. Scenarios show benchmark names "
+            "in metadata; to find them by name, use text."
+        ),
+    )
     validation_type: ValidationType | None = Field(None, description="Only scenarios with this validation type.")
-    search: str | None = Field(None, description="Search by scenario id or name, as the Runloop API matches it.")
+    search: str | None = Field(
+        None, description="Part of a scenario id or name, as the Runloop API matches it (not problem statements)."
+    )
+    text: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TEXT_LENGTH,
+        description=(
+            "Content search: only scenarios whose name, problem statement or metadata values contain it "
+            "(case-insensitive; several words: all of them, in any of those fields). Each match carries match: the "
+            "field of the hit and a snippet around it. Combines with the other filters and fields. Each call scans a "
+            "bounded number of scenarios (see scanned), so a page may hold few or no matches while has_more is true: "
+            "follow next_cursor to the end for every match."
+        ),
+    )
     cursor: str | None = Field(
         None,
         description=(
-            "next_cursor from the previous page, to continue. It remembers the filters and fields; pass it alone or "
-            "with the same filters and fields."
+            "next_cursor from the previous page, to continue. It remembers the filters, text and fields; pass it "
+            "alone or with the same ones."
         ),
     )
     max_tokens: MaxTokens = None
@@ -111,8 +169,9 @@ class ListScenariosInput(ToolInput):
     fields: list[str] | None = Field(
         None,
         description=(
-            "Top-level scenario fields to return. Omit for a lean summary (id, name, status, validation_type, "
-            'problem_statement_excerpt, scorers, metadata); ["*"] returns every field (expensive).'
+            "Top-level scenario fields to return. Omit for a lean summary (id, name, validation_type, "
+            "problem_statement_excerpt, scorers, metadata; empty values left out, status too: listings hold only "
+            'active scenarios); ["*"] returns every field (expensive).'
         ),
         examples=[["id", "name", "metadata"], ["*"]],
     )
@@ -120,15 +179,56 @@ class ListScenariosInput(ToolInput):
 
 
 class ListScenariosResult(ToolResult):
+    """A page of scenarios. Fields that would only say null, empty or the obvious are left out (see each)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=present_or_absent("scanned", "estimated_tokens", "max_tokens", "hint", "clipped")
+    )
+
     returned: int = Field(description="Number of scenarios on this page.")
     has_more: bool = Field(description="True when more matching scenarios remain: pass next_cursor to get them.")
     next_cursor: str | None = Field(description="Opaque cursor for the next page; null at the end.")
-    total_count: int | None = Field(description="Scenarios matching the filters in total; null unless asked.")
-    estimated_tokens: int = Field(description="Tokens this result takes, by the server's conservative count.")
-    max_tokens: int = Field(description="The budget this page was packed into.")
-    hint: str = Field(description="How to continue or narrow the query.")
-    clipped: list[ClippedField] = Field(description="Strings shortened to fit the budget, with their full length.")
-    scenarios: list[dict[str, Any]] = Field(description="This page of scenarios, each with the requested fields.")
+    total_count: int | None = Field(
+        None,
+        description=(
+            "Scenarios matching in total, when include_total_count was asked and it is known (with text: only when "
+            "one call scanned the whole listing). Left out otherwise."
+        ),
+    )
+    scanned: int | None = Field(
+        None,
+        description=(
+            "With text: how many scenarios this call examined (matching or not), up to where next_cursor resumes."
+        ),
+    )
+    estimated_tokens: int | None = Field(
+        None,
+        description=(
+            "Tokens this result takes, by the server's conservative count. On the first page of a listing; later "
+            "pages are within max_tokens as well."
+        ),
+    )
+    max_tokens: int | None = Field(
+        None,
+        description="The budget this page was packed into. On the first page of a listing.",
+    )
+    hint: str | None = Field(
+        None,
+        description=(
+            "How to continue or narrow the query. On the first page, and on any page with something to say (values "
+            "clipped, a scan stopped at its bound, no match)."
+        ),
+    )
+    clipped: list[ClippedField] | None = Field(
+        None,
+        description="Values shortened or left out to fit the budget, with their full length. Left out when none.",
+    )
+    scenarios: list[dict[str, Any]] = Field(
+        description=(
+            "This page of scenarios, each with the requested fields. With text, each also has match: {field: where "
+            "the hit is (a path get_scenario's field reads), snippet: up to about 200 characters around it}."
+        )
+    )
 
 
 # --- get_scenario --------------------------------------------------------------------------

@@ -37,15 +37,17 @@ async def _list_scenarios(
         limit=args.limit,
         include_total_count=args.include_total_count,
         cursor=args.cursor,
+        text=args.text,
     )
     return await list_page(state.require_client(), request, state.cursors, on_wait=on_wait)
 
 
 LIST_DESCRIPTION = """Find Runloop scenarios: returns one page that always fits max_tokens, with a lean summary of each.
 
-Use it to browse or search; filter with name (exact), search (id or name), benchmark_id or validation_type.
-Continue with cursor=next_cursor until next_cursor is null. Choose fields to get more of each scenario
-(["*"] for everything); get_scenario returns one scenario in full."""
+Use it to browse or search; text finds words in names, problem statements and metadata (each match with a
+snippet); filter with name (exact), search (part of an id or name), benchmark_id (an id such as bmd_..., not a
+name) or validation_type. Continue with cursor=next_cursor until next_cursor is null. Choose fields to get more
+of each scenario (["*"] for everything); get_scenario returns one scenario in full, archived ones too."""
 
 
 # --- get_scenario --------------------------------------------------------------------------

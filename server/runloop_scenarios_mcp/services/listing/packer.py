@@ -1,4 +1,4 @@
-"""Packing one list page into its token budget: whole scenarios while they fit, a lone oversized one clipped.
+"""Packing one list page into its token budget: whole scenarios while they fit, a lone oversized one shortened.
 
 Sizes are estimated while scenarios are added (cheap), then the whole page is counted exactly (both
 tokenizers) and settled: scenarios are given back when it is over, more are added when the exact count
@@ -8,26 +8,29 @@ leaves room. The result never exceeds the budget by the exact count.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from runloop_scenarios_mcp.errors import InvalidArgument
-from runloop_scenarios_mcp.services.budget import Clip, budget_for, clip_to_fit, count_json, estimate_json, to_json
-from runloop_scenarios_mcp.services.contracts import ClippedField, ListScenariosResult
+from runloop_scenarios_mcp.services.budget import count_json, to_json
+from runloop_scenarios_mcp.services.contracts import ClippedField
 from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
-from runloop_scenarios_mcp.services.listing.feed import UpstreamFeed
+from runloop_scenarios_mcp.services.listing.feed import Entry, UpstreamFeed
+from runloop_scenarios_mcp.services.listing.fitting import fit_alone
 from runloop_scenarios_mcp.services.listing.projection import project
 
 _TOP_UPS = 2
 """Times a page that fits by its exact count may take more scenarios into the room it has left."""
-_HARDER_CLIPS = 4
-"""Times a lone clipped scenario is clipped again, harder, before the budget is declared too small."""
+_HARDER_FITS = 4
+"""Times a lone shortened scenario is shortened again, harder, before it is reduced to its id."""
+_SCENARIO_ID = re.compile(r"\s*scn_[A-Za-z0-9]+\s*")
 
 
 class _Estimate:
     """Quick token estimates for packing: bytes of compact JSON times the tokens-per-byte of the first item.
 
-    The first item is tokenized (o200k_base); the rest are scaled from their size, which costs nothing.
+    The first item is counted as the page is (both tokenizers); the rest are scaled from their size, which
+    costs nothing.
     The exact count of the whole page (both tokenizers) decides what is returned, so an estimate only
     needs to be close, not safe.
     """
@@ -38,71 +41,137 @@ class _Estimate:
     def of(self, item: Any) -> int:
         size = len(to_json(item).encode())
         if self._per_byte is None:
-            exact = estimate_json(item)
+            exact = count_json(item)
             self._per_byte = exact / max(size, 1)
             return exact
         return math.ceil(size * self._per_byte)
 
 
-def clip_note(scenario_id: str, clip: Clip) -> ClippedField:
-    """The ``clipped`` entry that tells an agent where a string was shortened and how long it really is."""
-    return ClippedField(
-        id=scenario_id, path=clip.path, original_length=clip.original_length, returned_length=clip.returned_length
-    )
+@dataclass(frozen=True)
+class PageState:
+    """What the envelope says about where the listing stands after this page."""
+
+    has_more: bool
+    after: str | None
+    """The id the next page continues after."""
+    scanned: int
+    total_count: int | None
+    scan_bound_reached: bool
 
 
 @dataclass(frozen=True)
 class Envelope:
-    """Builds the list_scenarios result around a page of items: counts, cursor, hint, its own token count."""
+    """Builds the list_scenarios result around a page of items, leaving out what would say nothing.
+
+    Every page: ``returned``, ``has_more``, ``next_cursor`` (null at the end), ``scenarios``; ``scanned`` with
+    text. The first page of a listing adds ``estimated_tokens``, ``max_tokens`` and a ``hint`` on how to go on;
+    later pages add a hint only when it says something new (values clipped, a scan stopped at its bound, no
+    match), ``clipped`` only when not empty, ``total_count`` only when asked and known.
+    """
 
     codec: CursorCodec
     query: dict[str, Any]
-    """The filters and fields the next cursor carries."""
+    """The filters, fields and text the next cursor carries."""
     max_tokens: int
     resumed: bool
-    """Whether this page continues a cursor (the hint of an empty page differs)."""
+    """Whether this page continues a cursor (a first page says more)."""
+    total_asked: bool
+
+    @property
+    def _text(self) -> str | None:
+        text: str | None = self.query.get("text")
+        return text
 
     def build(
-        self,
-        items: list[dict[str, Any]],
-        ids: list[str],
-        clips: list[ClippedField],
-        *,
-        has_more: bool,
-        total_count: int | None,
-    ) -> dict[str, Any]:
-        next_cursor = self.codec.encode(CursorState(after=ids[-1], query=self.query)) if has_more and ids else None
-        result = ListScenariosResult(
-            returned=len(items),
-            has_more=has_more,
-            next_cursor=next_cursor,
-            total_count=total_count,
-            estimated_tokens=0,
-            max_tokens=self.max_tokens,
-            hint=self._hint(has_more=has_more, returned=len(items), clipped=bool(clips)),
-            clipped=clips,
-            scenarios=items,
-        ).model_dump(mode="json")
-        # The count includes its own digits: settle it (a number's width changes by at most one token).
-        result["estimated_tokens"] = count_json(result) + 1
-        return result
+        self, items: list[dict[str, Any]], clips: list[ClippedField], state: PageState
+    ) -> tuple[dict[str, Any], int]:
+        """The result and its token count (by both tokenizers, as sent)."""
+        cursor = None
+        if state.has_more and state.after is not None:
+            cursor = self.codec.encode(CursorState(after=state.after, query=self.query))
+        has_more = cursor is not None
+        out: dict[str, Any] = {"returned": len(items), "has_more": has_more, "next_cursor": cursor}
+        if state.total_count is not None:
+            out["total_count"] = state.total_count
+        if self._text is not None:
+            out["scanned"] = state.scanned
+        if not self.resumed:
+            out["estimated_tokens"] = 0
+            out["max_tokens"] = self.max_tokens
+        hint = self._hint(len(items), bool(clips), state, has_more=has_more)
+        if hint:
+            out["hint"] = hint
+        if clips:
+            out["clipped"] = [note.model_dump(mode="json") for note in clips]
+        out["scenarios"] = items
+        tokens = count_json(out)
+        if not self.resumed:
+            # The count includes its own digits: settle it (a number's width changes by at most one token).
+            tokens += 1
+            out["estimated_tokens"] = tokens
+        return out, tokens
 
-    def _hint(self, *, has_more: bool, returned: int, clipped: bool) -> str:
-        if returned == 0:
-            if self.resumed:
-                return "No more scenarios: this listing is complete."
-            return (
-                "No scenario matches. name must match exactly (case-sensitive); use search for a partial match, "
-                "or drop filters."
-            )
+    def _hint(self, returned: int, clipped: bool, state: PageState, *, has_more: bool) -> str | None:
+        if returned == 0 and not has_more:
+            return "No more scenarios: this listing is complete." if self.resumed else self._no_match()
         parts: list[str] = []
         if clipped:
-            parts.append("Long strings were clipped: read the rest with get_scenario(scenario_id, field=path, offset).")
-        if has_more:
-            narrow = "fewer fields" if self.query.get("fields") == ["*"] else "filters"
-            parts.append(f"More remain: pass cursor=next_cursor, or narrow with {narrow}.")
-        else:
-            parts.append("This is the last page.")
+            parts.append(
+                "Values too long for max_tokens were clipped or left out (see clipped): read them with "
+                "get_scenario(scenario_id), a long string with field=path and offset."
+            )
+        bound = self._text is not None and state.scan_bound_reached and has_more
+        if bound:
+            parts.append(
+                f"This call scanned {state.scanned} scenarios, as many as one call may, and found {returned} "
+                "matches; more remain to scan: pass cursor=next_cursor."
+            )
+        if self._text is not None and self.total_asked and state.total_count is None and not self.resumed:
+            parts.append(
+                "total_count is left out: with text it is known only when one call scans the whole listing; add up "
+                "returned while following next_cursor."
+            )
+        if not self.resumed and not bound:
+            if has_more:
+                narrow = "fewer fields" if self.query.get("fields") == ["*"] else "filters"
+                parts.append(
+                    f"More remain: pass cursor=next_cursor alone (it keeps the query), or narrow with {narrow}."
+                )
+                if self._text is not None:
+                    parts.append("Each call scans a bounded number of scenarios: follow next_cursor until it is null.")
+            else:
+                parts.append("This is the last page.")
+        return " ".join(parts) or None
+
+    def _no_match(self) -> str:
+        """The hint of an empty first page, about the filters actually given (never quoting them)."""
+        filters: dict[str, str] = self.query.get("filters") or {}
+        given = [*filters, *(["text"] if self._text is not None else [])]
+        parts = ["No scenario matches" + (" all of these filters." if len(given) > 1 else ".")]
+        if "name" in filters:
+            parts.append(
+                "name must equal the whole name (case-sensitive); search matches part of an id or name, text words "
+                "anywhere in names, problem statements and metadata."
+            )
+        if "benchmark_id" in filters:
+            parts.append(
+                "benchmark_id takes a benchmark's id (such as bmd_...), not its name; scenarios show benchmark names "
+                "in metadata, which text searches."
+            )
+        if "search" in filters:
+            parts.append("search matches only part of a scenario id or name; text also searches problem statements.")
+        if "validation_type" in filters:
+            parts.append("Check validation_type: FORWARD, REVERSE, EVALUATION or UNSPECIFIED.")
+        if self._text is not None:
+            parts.append("text needs every one of its words in a scenario's name, problem statement or metadata.")
+        if any(_SCENARIO_ID.fullmatch(value) for value in [*filters.values(), self._text or ""]):
+            parts.append(
+                "Archived scenarios are left out of listings: read one by its id with get_scenario(scenario_id)."
+            )
+        if len(given) > 1:
+            parts.append("Drop a filter to widen the listing.")
+        if not given:
+            parts = ["No scenarios: the Runloop API lists none (archived scenarios are never listed)."]
         return " ".join(parts)
 
 
@@ -118,7 +187,7 @@ class PagePacker:
         self._budget = budget
         self._limit = limit
         self._items: list[dict[str, Any]] = []
-        self._ids: list[str] = []
+        self._entries: list[Entry] = []
         self._sizes: list[int] = []  # each item's estimated tokens, separator included
         self._clips: list[ClippedField] = []
         self._estimate = _Estimate()
@@ -128,49 +197,80 @@ class PagePacker:
         """The page as the list_scenarios result (a JSON-ready dict)."""
         await self._add_while_it_fits()
         settled = await self._settle()
-        return settled if settled is not None else self._clip_lone_scenario()
+        return settled if settled is not None else self._fit_lone_scenario()
 
-    def _result(self) -> dict[str, Any]:
-        return self._envelope_of(self._items, self._ids, self._clips, has_more=self._feed.has_more)
+    def _state(self, *, has_more: bool | None = None, after: str | None = None) -> PageState:
+        feed = self._feed
+        resume_after, scanned = feed.resume_point()
+        return PageState(
+            has_more=feed.has_more if has_more is None else has_more,
+            after=after or resume_after,
+            scanned=scanned,
+            total_count=feed.total_count,
+            scan_bound_reached=feed.scan_bound_reached,
+        )
 
-    def _envelope_of(
-        self, items: list[dict[str, Any]], ids: list[str], clips: list[ClippedField], *, has_more: bool
-    ) -> dict[str, Any]:
-        return self._envelope.build(items, ids, clips, has_more=has_more, total_count=self._feed.total_count)
+    def _result(self) -> tuple[dict[str, Any], int]:
+        return self._envelope.build(self._items, self._clips, self._state())
 
-    def _project(self, scenario: dict[str, Any]) -> dict[str, Any]:
-        return project(scenario, self._fields)
+    def _overhead(self, scenario_id: str, clips: list[ClippedField]) -> int:
+        """Tokens of the envelope around one item (``{}`` in its place, so one token less), with ``clips``."""
+        state = self._state(has_more=True, after=scenario_id)
+        return self._envelope.build([{}], clips, state)[1] - 1
+
+    def _project(self, entry: Entry) -> dict[str, Any]:
+        item = project(entry.scenario, self._fields)
+        return item if entry.match is None else {**item, "match": entry.match}
 
     async def _add_while_it_fits(self) -> None:
         while (self._limit is None or len(self._items) < self._limit) and await self._add_next():
             pass
 
     async def _add_next(self) -> bool:
-        """Move the next scenario onto the page if its estimate fits (or it is the first, clipped if need be)."""
-        scenario = await self._feed.peek()
-        if scenario is None:
+        """Move the next scenario onto the page if its estimate fits (or it is the first, shortened if need be)."""
+        entry = await self._feed.peek()
+        if entry is None:
             return False
-        item = self._project(scenario)
-        if not self._items:  # the envelope, without "{}"
-            self._used = count_json(self._envelope_of([{}], [scenario["id"]], [], has_more=True)) - 1
+        scenario_id = entry.scenario["id"]
+        item = self._project(entry)
+        if not self._items:
+            self._used = self._overhead(scenario_id, [])
         tokens = self._estimate.of(item) + 1
         if self._used + tokens > self._budget:
             if self._items:
                 return False  # the next page starts with this one, whole
-            item, self._clips = self._clip(item, scenario["id"], self._budget - self._used)
+            item, self._clips = self._fit(item, scenario_id, self._budget)
         self._items.append(item)
-        self._ids.append(scenario["id"])
+        self._entries.append(entry)
         self._sizes.append(tokens)
         self._used += tokens
         self._feed.take()
         return not self._clips
+
+    async def _add_if_exactly_fits(self, room: int) -> bool:
+        """Add the next scenario if its exact count (and a separator) fits ``room``."""
+        if self._limit is not None and len(self._items) >= self._limit:
+            return False
+        entry = await self._feed.peek()
+        if entry is None:
+            return False
+        item = self._project(entry)
+        tokens = count_json(item) + 1
+        if tokens > room:
+            return False
+        self._items.append(item)
+        self._entries.append(entry)
+        self._sizes.append(tokens)
+        self._feed.take()
+        return True
 
     def _give_back(self, excess: int) -> None:
         """Return the last scenarios to the feed until their estimates cover ``excess`` (at least one)."""
         freed = 0
         while len(self._items) > 1 and (freed < excess or not freed):
             self._items.pop()
-            self._feed.give_back(self._ids.pop())
+            self._entries.pop()
+            self._feed.give_back()
             freed += self._sizes.pop()
         self._used -= freed
 
@@ -179,57 +279,44 @@ class PagePacker:
         scenario is still over the budget."""
         shrunk, top_ups = False, 0
         while True:
-            result = self._result()
-            excess = result["estimated_tokens"] - self._budget
+            result, tokens = self._result()
+            excess = tokens - self._budget
             if excess > 0:
                 if len(self._items) == 1:
-                    return None  # one scenario over on its own: clip it harder
+                    return None  # one scenario over on its own: shorten it harder
                 self._give_back(excess)  # removes at least one scenario, so this ends
                 shrunk = True
                 continue
-            room_left = self._budget - result["estimated_tokens"]
-            if (
-                not self._items
-                or self._clips
-                or shrunk
-                or top_ups == _TOP_UPS
-                or room_left < 2 * sum(self._sizes) / len(self._sizes)
-            ):
-                return result  # (less room than two average scenarios: an exact recount would rarely gain one)
-            top_ups += 1
-            self._used, count = result["estimated_tokens"], len(self._items)  # exact: top up into the room left
-            await self._add_while_it_fits()
-            if len(self._items) == count:
+            if not self._items or self._clips or shrunk or top_ups == _TOP_UPS:
                 return result
+            top_ups += 1
+            room_left = self._budget - tokens
+            if room_left >= 2 * sum(self._sizes) / len(self._sizes):
+                self._used, count = tokens, len(self._items)  # exact: top up into the room left, by estimates
+                await self._add_while_it_fits()
+                if len(self._items) == count:
+                    return result
+            elif not await self._add_if_exactly_fits(room_left):
+                return result  # (room for one more at most, and the next one, counted exactly, does not fit)
 
-    def _clip_lone_scenario(self) -> dict[str, Any]:
-        """The page with its one scenario clipped harder, from the original, until the exact count fits."""
-        scenario_id = self._ids[0]
-        room = self._budget - self._used + (count_json(self._items[0]) + 1 if len(self._items) == 1 else 0)
-        for _ in range(_HARDER_CLIPS):
-            result = self._result()
-            excess = result["estimated_tokens"] - self._budget
+    def _fit_lone_scenario(self) -> dict[str, Any]:
+        """The page with its one scenario shortened harder, from the original, until the exact count fits."""
+        entry = self._entries[0]
+        scenario_id = entry.scenario["id"]
+        room = self._budget
+        for _ in range(_HARDER_FITS):
+            result, tokens = self._result()
+            excess = tokens - self._budget
             if excess <= 0:
                 return result
             room -= excess + 4
-            self._items[0], self._clips = self._clip(self._project(self._feed.original(scenario_id)), scenario_id, room)
-        smallest, notes = self._clip(self._project(self._feed.original(scenario_id)), scenario_id, 0)
-        needed = budget_for(count_json(self._envelope_of([smallest], self._ids, notes, has_more=True)) + 8)
-        raise InvalidArgument(
-            f"max_tokens={self._envelope.max_tokens} is too small for scenario {scenario_id} with these fields, even "
-            f"with its long strings clipped: pass max_tokens={needed} or more with the same cursor, or pass fewer "
-            "fields."
+            self._items[0], self._clips = self._fit(self._project(entry), scenario_id, room)
+        self._items[0], self._clips = self._fit(self._project(entry), scenario_id, 0)  # the id alone
+        return self._result()[0]
+
+    def _fit(self, item: dict[str, Any], scenario_id: str, room: int) -> tuple[dict[str, Any], list[ClippedField]]:
+        """Shorten a scenario that does not fit alone so that the page around it takes at most ``room`` tokens."""
+        base = self._overhead(scenario_id, [])
+        return fit_alone(
+            item, scenario_id, room - base, lambda notes: self._overhead(scenario_id, notes) - base if notes else 0
         )
-
-    def _clip(self, item: dict[str, Any], scenario_id: str, room: int) -> tuple[dict[str, Any], list[ClippedField]]:
-        """Clip a scenario that does not fit alone into ``room`` tokens, counting its clip notes and the longer hint."""
-        base = count_json(self._envelope_of([{}], [scenario_id], [], has_more=True))
-
-        def overhead(made: list[Clip]) -> int:
-            if not made:
-                return 0
-            notes = [clip_note(scenario_id, clip) for clip in made]
-            return count_json(self._envelope_of([{}], [scenario_id], notes, has_more=True)) - base + 1
-
-        clipped, made = clip_to_fit(item, room, overhead=overhead)[:2]
-        return clipped, [clip_note(scenario_id, clip) for clip in made]

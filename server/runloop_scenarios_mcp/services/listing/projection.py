@@ -41,8 +41,7 @@ def _scorers(scenario: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def summarize(scenario: dict[str, Any]) -> dict[str, Any]:
-    """The lean view: enough to choose a scenario, a fraction of its tokens."""
+def _summary_values(scenario: dict[str, Any]) -> dict[str, Any]:
     context = scenario.get("input_context")
     statement = context.get("problem_statement") if isinstance(context, dict) else None
     return {
@@ -53,6 +52,19 @@ def summarize(scenario: dict[str, Any]) -> dict[str, Any]:
         "problem_statement_excerpt": excerpt(statement),
         "scorers": _scorers(scenario),
         "metadata": scenario.get("metadata", {}),
+    }
+
+
+def summarize(scenario: dict[str, Any]) -> dict[str, Any]:
+    """The lean view: enough to choose a scenario, a fraction of its tokens.
+
+    Leaves out what would say nothing: ``status`` (listings hold only active scenarios), nulls and empty
+    values (no metadata, no scorers). Named in ``fields``, each of these is returned as it is.
+    """
+    return {
+        key: value
+        for key, value in _summary_values(scenario).items()
+        if key != "status" and value is not None and value != {} and value != []
     }
 
 
@@ -88,6 +100,6 @@ def project(scenario: dict[str, Any], fields: list[str] | None) -> dict[str, Any
         if name in scenario:
             out[name] = scenario[name]
         elif name not in SCENARIO_FIELDS:  # a derived summary field (problem_statement_excerpt, scorers)
-            summary = summary or summarize(scenario)
+            summary = summary or _summary_values(scenario)
             out[name] = summary[name]
     return out
