@@ -12,7 +12,7 @@ import uvicorn
 
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
-from runloop_scenarios_mcp.transport.http import http_app
+from runloop_scenarios_mcp.transport.http import http_app, uvicorn_config
 
 
 @contextmanager
@@ -22,9 +22,7 @@ def serving(settings: Settings) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(http_app(build_server(settings), settings), log_level="warning", lifespan="on")
-    )
+    server = uvicorn.Server(uvicorn_config(http_app(build_server(settings), settings), settings, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -1,14 +1,21 @@
-"""Streamable HTTP: the ASGI app at /mcp with Host/Origin checks and the bearer-token guard, and its runner."""
+"""Streamable HTTP: the ASGI app at /mcp with Host/Origin checks and the bearer-token guard, and its runner.
+
+Bounded so that no client can hold the server (``transport/connections.py``): request headers and bodies
+must arrive within ``--http-read-timeout``, at most ``--max-connections`` connections are open, at most
+``--max-sessions`` 2025-11-25 sessions, each closed after ``--session-idle-timeout`` without use. The
+bearer token is checked first, before a body is read or a session is looked up.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -17,6 +24,15 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runloop_scenarios_mcp.config import Settings, is_loopback
+from runloop_scenarios_mcp.transport.connections import (
+    ReadBodyInTime,
+    bounded_protocol,
+    connection_cap,
+    quiet_accept_errors,
+)
+
+if TYPE_CHECKING:
+    import uvicorn
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +52,7 @@ class BearerTokenGuard:
                 response = JSONResponse(
                     {"error": "unauthorized", "message": "send Authorization: Bearer <RUNLOOP_MCP_HTTP_TOKEN>"},
                     status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
+                    headers={"WWW-Authenticate": "Bearer", "Connection": "close"},  # its body is never read
                 )
                 await response(scope, receive, send)
                 return
@@ -69,9 +85,16 @@ def http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
         allowed_hosts=hosts,
         allowed_origins=origins,
     )
-    app: ASGIApp = server.streamable_http_app(stateless_http=False, transport_security=security, host=settings.host)
+    app: ASGIApp = server.streamable_http_app(
+        stateless_http=False,
+        transport_security=security,
+        host=settings.host,
+        session_idle_timeout=settings.http_session_idle,
+        max_sessions=settings.http_max_sessions,
+    )
     if settings.host in _WILDCARDS:
         app = _RefuseBrowserOrigins(app)
+    app = ReadBodyInTime(app, settings.http_read_timeout)
     if settings.http_token is not None:
         app = BearerTokenGuard(app, settings.http_token.get_secret_value())
     return app
@@ -127,17 +150,26 @@ def serve_http(server: MCPServer[Any], settings: Settings, sockets: list[socket.
             yield
 
     app = EndOnStop(http_app(server, settings))
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN)
-    uvicorn_server = Server(config)
+    uvicorn_server = Server(uvicorn_config(app, settings, timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN))
 
     def stop() -> None:
         uvicorn_server.should_exit = True
         app.stop()
 
     async def serve() -> None:
+        asyncio.get_running_loop().set_exception_handler(quiet_accept_errors)
         await uvicorn_server.serve(sockets=sockets)
 
     anyio.run(serve_until_signal, serve, stop)
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for ``app``: the bounded h11 protocol, and its log lines through this server's
+    stderr handler (redacted, rate-limited) instead of uvicorn's own."""
+    import uvicorn
+
+    protocol = bounded_protocol(settings.http_read_timeout, connection_cap(settings.http_max_connections))
+    return uvicorn.Config(app, http=protocol, ws="none", log_config=None, log_level="warning", **options)
 
 
 _GRACEFUL_SHUTDOWN = 5
