@@ -134,3 +134,16 @@ def test_default_cursor_is_short() -> None:
 
     cursor = CursorCodec("secret").encode(CursorState(after="scn_f3dkxyfv8sh0qctn0fv7av6j", query=QUERIES[0]))
     assert cursor.isdigit() and count_text(cursor) <= 19  # the id as 39 digits, the tag as 18: 3 digits a token
+
+
+@pytest.mark.parametrize("after", ["scn_f3dkxyfv8sh0qctn0fv7av6j", "scn_31Lc2KRNVVJbVQK3jCsxkQ", "scn_0"])
+def test_scenario_ids_travel_as_digits_in_one_spelling(after: str) -> None:
+    from runloop_scenarios_mcp.services.budget import count_text
+
+    codec = CursorCodec("secret")
+    cursor = codec.encode(CursorState(after=after, query=QUERIES[0]))
+    assert cursor.isdigit() and count_text(cursor) <= 20
+    assert codec.decode(cursor).after == after
+    for other in (str(int(cursor[:-18]) ^ 1) + cursor[-18:], "0" + cursor):  # the other alphabet; a leading zero
+        with pytest.raises(InvalidCursor):
+            codec.decode(other)

@@ -50,7 +50,9 @@ class CursorState:
 
 _DEFAULT_QUERY: dict[str, Any] = {"filters": {}, "fields": None}
 _CURSOR_VERSION = b"c3"
-_SCENARIO_ID = re.compile(r"^scn_[0-9a-z]{1,60}$")
+_SCENARIO_ID = re.compile(r"^scn_[0-9A-Za-z]{1,60}$")
+_LOWER = "0123456789abcdefghijklmnopqrstuvwxyz"
+_MIXED = _LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _MAC_DIGITS = 18
 """The tag as 18 decimal digits (60 bits). A cursor grants nothing its holder could not ask for with arguments, so
 the tag only has to catch altered, truncated or mixed-up cursors (one guess in 2^60 passes); digits cost exactly one
@@ -89,20 +91,34 @@ def _unpack(packed: str) -> dict[str, Any] | None:
 
 
 def _id_digits(scenario_id: str) -> str | None:
-    """A ``scn_`` id as the decimal digits of its base-36 body (a third fewer tokens than the id), else None."""
+    """A ``scn_`` id as decimal digits (a third fewer tokens than the id itself), else None.
+
+    The body is read as a number in base 36 (``[0-9a-z]``) or, when it has capitals, base 62, behind a
+    leading 1 that keeps its leading zeros; the number is doubled, plus 1 for base 62.
+    """
     if not _SCENARIO_ID.match(scenario_id):
         return None
-    return str(int("1" + scenario_id[4:], 36))  # the leading 1 keeps leading zeros of the body
+    body = scenario_id[4:]
+    mixed = body != body.lower()
+    alphabet = _MIXED if mixed else _LOWER
+    number = 1
+    for char in body:
+        number = number * len(alphabet) + alphabet.index(char)
+    return str(number * 2 + mixed)
 
 
 def _id_from_digits(digits: str) -> str | None:
-    if not digits.isdigit() or digits.startswith("0") or len(digits) > 100:
+    if not digits.isdigit() or digits.startswith("0") or len(digits) > 120:
         return None
-    number, body = int(digits), ""
-    while number:
-        number, rest = divmod(number, 36)
-        body = "0123456789abcdefghijklmnopqrstuvwxyz"[rest] + body
-    return "scn_" + body[1:] if body.startswith("1") and len(body) > 1 else None
+    number, mixed = divmod(int(digits), 2)
+    alphabet = _MIXED if mixed else _LOWER
+    body = ""
+    while number >= len(alphabet):
+        number, rest = divmod(number, len(alphabet))
+        body = alphabet[rest] + body
+    if number != 1 or not body or (mixed and body == body.lower()):  # the leading 1; one spelling per id
+        return None
+    return "scn_" + body
 
 
 class CursorCodec:
@@ -110,7 +126,8 @@ class CursorCodec:
 
     A cursor is paid for in tokens on every page, so it is kept short (about 20 tokens for a default listing):
 
-    * the scenario id: a ``scn_`` id as the decimal digits of its base-36 body, followed directly by the tag;
+    * the scenario id: a ``scn_`` id as the decimal digits of its body read in base 36 (62 with capitals),
+      followed directly by the tag;
       any other id as ``base64url(id)~<tag>``;
     * the tag: HMAC-SHA256 over the id and the canonical query, as :data:`_MAC_DIGITS` decimal digits;
     * the query: nothing for the default query (no filters, summary fields, no text), else ``.`` and the
