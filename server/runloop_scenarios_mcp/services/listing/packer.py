@@ -23,7 +23,8 @@ _TOP_UPS = 2
 """Times a page that fits by its exact count may take more scenarios into the room it has left."""
 _HARDER_FITS = 4
 """Times a lone shortened scenario is shortened again, harder, before it is reduced to its id."""
-_SCENARIO_ID = re.compile(r"\s*scn_[A-Za-z0-9]+\s*")
+_AN_ID = re.compile(r"\s*[a-z]{2,8}_(?=[A-Za-z]*[0-9])[A-Za-z0-9]{8,}\s*")
+"""What an id looks like (scn_46ch4zz4cnwfxaffn6k7aywt): a short prefix, then letters and at least one digit."""
 
 
 class _Estimate:
@@ -117,8 +118,7 @@ class Envelope:
         parts: list[str] = []
         if clipped:
             parts.append(
-                "Values too long for max_tokens were clipped or left out (see clipped): read them with "
-                "get_scenario(scenario_id), a long string with field=path and offset."
+                "See clipped: read those values with get_scenario(scenario_id), long strings with field and offset."
             )
         bound = self._text is not None and state.scan_bound_reached and has_more
         if bound:
@@ -161,10 +161,12 @@ class Envelope:
         if "search" in filters:
             parts.append("search matches only part of a scenario id or name; text also searches problem statements.")
         if "validation_type" in filters:
-            parts.append("Check validation_type: FORWARD, REVERSE, EVALUATION or UNSPECIFIED.")
+            parts.append("validation_type matches only scenarios of exactly that type.")
         if self._text is not None:
             parts.append("text needs every one of its words in a scenario's name, problem statement or metadata.")
-        if any(_SCENARIO_ID.fullmatch(value) for value in [*filters.values(), self._text or ""]):
+        if any(
+            _AN_ID.fullmatch(value) for value in (filters.get("name", ""), filters.get("search", ""), self._text or "")
+        ):
             parts.append(
                 "Archived scenarios are left out of listings: read one by its id with get_scenario(scenario_id)."
             )
