@@ -2,7 +2,9 @@
 
 :class:`LoopbackEmulator` serves an :class:`~runloop_scenarios_mcp.emulator.Emulator` on a real
 HTTP/1.1 socket on 127.0.0.1 and injects faults from a :class:`FaultPlan` (latency, error statuses
-with Retry-After, malformed or truncated bodies, dropped connections) for integration tests.
+with Retry-After, malformed or truncated bodies, dropped connections; and, as an attacker or a broken
+network would: huge, endless, trickling, compressed-bomb or deeply nested bodies, silence, echoes of
+the API key) for integration tests and ``bench/faults.py``.
 :func:`serve` runs one until interrupted (``runloop-scenarios-mcp emulator``).
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import http
+import json
 import logging
 import random
 import signal
@@ -18,6 +21,7 @@ import socketserver
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, cast
@@ -42,7 +46,25 @@ _MAX_BODY = 32 * 1024 * 1024
 # --- faults ----------------------------------------------------------------------------------
 
 FaultKind = Literal[
-    "latency", "status", "malformed_json", "html_error", "truncated_body", "drop_connection", "slow_body", "empty_body"
+    "latency",
+    "status",
+    "malformed_json",
+    "html_error",
+    "truncated_body",
+    "drop_connection",
+    "slow_body",
+    "empty_body",
+    # hostile or broken upstreams (tests/test_bounds.py, bench/faults.py)
+    "huge_body",
+    "endless_body",
+    "trickle_body",
+    "silent",
+    "not_json",
+    "no_content",
+    "html_page",
+    "gzip_bomb",
+    "deep_json",
+    "echo_key",
 ]
 
 
@@ -57,6 +79,10 @@ class Fault:
     should_retry: bool | None = None
     delay: float = 0.0
     methods: frozenset[str] = frozenset({"GET", "POST"})
+    size: int = 0
+    """``huge_body`` and ``gzip_bomb``: bytes of the body (decoded); ``deep_json``: levels of nesting."""
+    declared: bool = False
+    """``huge_body``: send a Content-Length (else the body ends when the connection closes)."""
 
 
 class FaultPlan:
@@ -108,6 +134,38 @@ _HTML_502 = (
     b"<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n"
 )
 _MALFORMED = b'{"scenarios": [{"id": "scn_'
+
+
+def _json_bytes_response(text: bytes) -> httpx.Response:
+    return httpx.Response(200, headers={"content-type": "application/json"}, content=text)
+
+
+def _deep_scenario(depth: int) -> bytes:
+    """A scenario whose input_context.additional_context holds arrays nested ``depth`` levels deep."""
+    nested = b"[" * depth + b"1" + b"]" * depth
+    return (
+        b'{"id": "scn_deep", "name": "deep", "metadata": {}, "status": "active", '
+        b'"scoring_contract": {"scoring_function_parameters": []}, '
+        b'"input_context": {"problem_statement": "deep", "additional_context": {"nested": ' + nested + b"}}}"
+    )
+
+
+def _echo_key(response: httpx.Response, request: httpx.Request) -> httpx.Response:
+    """The real answer with the caller's bearer token echoed into string fields of every scenario in it."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return response
+    scenarios = body.get("scenarios", []) if isinstance(body, dict) and "scenarios" in body else [body]
+    for scenario in scenarios:
+        if isinstance(scenario, dict):
+            scenario["name"] = f"echo {token}"
+            scenario.setdefault("metadata", {})
+            if isinstance(scenario["metadata"], dict):
+                scenario["metadata"]["echo"] = token
+                scenario["metadata"][f"key {token}"] = "the key as a metadata key"
+    return _json_response(response.status_code, body)
 
 
 def _status_fault_response(fault: Fault) -> httpx.Response:
@@ -240,9 +298,71 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(httpx.Response(200, headers={"content-type": "application/json"}, content=b""))
         elif fault.kind == "truncated_body":  # the real response, but a POST's write is not applied
             self._send(emulator._handle(request, apply=method != "POST"), truncate=True)
-        else:  # drop_connection: the request was read; close without a byte of response
+        elif fault.kind == "drop_connection":  # the request was read; close without a byte of response
             emulator._record(request, 0)
             self.close_connection = True
+        else:
+            self._hostile(owner, request, fault)
+
+    def _hostile(self, owner: LoopbackEmulator, request: httpx.Request, fault: Fault) -> None:
+        """The faults of a hostile or broken upstream (none of them applies a write)."""
+        emulator, kind = owner.emulator, fault.kind
+        if kind != "echo_key":  # echo_key serves the real answer, which records itself
+            emulator._record(request, 0 if kind in ("silent", "trickle_body", "endless_body") else 200)
+        if kind == "not_json":
+            self._send(httpx.Response(200, headers={"content-type": "text/plain"}, content=b"OK"))
+        elif kind == "no_content":
+            self._send(httpx.Response(204))
+        elif kind == "html_page":
+            page = _HTML_502.replace(b"502 Bad Gateway", f"{fault.status} Error".encode())
+            self._send(httpx.Response(fault.status, headers={"content-type": "text/html"}, content=page))
+        elif kind == "deep_json":
+            self._send(_json_bytes_response(_deep_scenario(fault.size)))
+        elif kind == "echo_key":
+            self._send(_echo_key(emulator._handle(request, apply=False), request))
+        elif kind == "gzip_bomb":
+            self._send_gzip_bomb(fault.size)
+        elif kind == "silent":  # read the request, then say nothing until the delay passes or the emulator stops
+            owner.stopping.wait(fault.delay or None)
+            self.close_connection = True
+        else:  # huge_body, endless_body, trickle_body
+            self._send_stream(owner, fault)
+
+    def _send_stream(self, owner: LoopbackEmulator, fault: Fault) -> None:
+        """A 200 JSON body that is huge (``size`` bytes), endless, or endless and trickling (a byte per ``delay``)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if fault.kind == "huge_body" and fault.declared:
+            self.send_header("Content-Length", str(fault.size))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        head = b'{"id": "scn_huge", "name": "'
+        chunk = b"x" * (64 * 1024)
+        remaining = fault.size - len(head) if fault.kind == "huge_body" else -1
+        self.wfile.write(head)
+        while remaining != 0 and not owner.stopping.is_set():
+            if fault.kind == "trickle_body":
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                owner.stopping.wait(fault.delay or 0.5)
+                continue
+            piece = chunk if remaining < 0 else chunk[:remaining]
+            self.wfile.write(piece)
+            remaining = -1 if remaining < 0 else remaining - len(piece)
+        self.wfile.flush()
+
+    def _send_gzip_bomb(self, size: int) -> None:
+        """A small gzip body that inflates to ``size`` bytes of a scenario name."""
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        parts = [compressor.compress(b'{"id": "scn_bomb", "name": "')]
+        block = b"x" * (1024 * 1024)
+        for _ in range(size // len(block)):
+            parts.append(compressor.compress(block))
+        parts += [compressor.compress(b'"}'), compressor.flush()]
+        body = b"".join(parts)
+        headers = {"content-type": "application/json", "content-encoding": "gzip"}
+        self._send(httpx.Response(200, headers=headers), raw_body=body)
 
     def _send(
         self,
@@ -252,8 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
         delay: float = 0.0,
         truncate: bool = False,
         close: bool = False,
+        raw_body: bytes | None = None,
     ) -> None:
-        body = response.content
+        body = response.content if raw_body is None else raw_body
         self.send_response(response.status_code)
         for key, value in response.headers.items():
             if key.lower() not in ("content-length", "transfer-encoding", "connection"):
@@ -288,6 +409,14 @@ class LoopbackEmulator:
     ``html_error`` (nginx-style 502 page) and ``empty_body`` answer without applying it;
     ``truncated_body`` computes the real response (a POST's write is not applied), declares its
     full length, sends half and closes; ``drop_connection`` closes without a response.
+
+    Hostile or broken upstreams (nothing is applied): ``huge_body`` sends a 200 JSON-looking body of
+    ``size`` bytes (with a Content-Length only when ``declared``), ``endless_body`` one that never ends,
+    ``trickle_body`` one that never ends, a byte per ``delay`` seconds; ``silent`` reads the request and
+    answers nothing (until ``delay`` passes, if set, or the emulator stops); ``not_json`` is a 200 with
+    ``OK`` as text, ``no_content`` a 204, ``html_page`` an HTML error page with ``status``; ``gzip_bomb``
+    a small gzip body inflating to ``size`` bytes; ``deep_json`` a scenario nested ``size`` levels deep;
+    ``echo_key`` the real answer with the request's bearer token echoed into names and metadata.
     """
 
     def __init__(
@@ -306,6 +435,8 @@ class LoopbackEmulator:
         self._base_url: str | None = None
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.stopping = threading.Event()
+        """Set by :meth:`stop`: ends silent, endless and trickling answers."""
 
     @property
     def base_url(self) -> str:
@@ -317,6 +448,7 @@ class LoopbackEmulator:
         if self._server is not None:
             raise RuntimeError("LoopbackEmulator is already started")
         server = _Server(self._address, self)
+        self.stopping.clear()
         host = server.server_name
         self._base_url = f"http://{f'[{host}]' if ':' in host else host}:{server.server_port}"
         self._server = server
@@ -330,6 +462,7 @@ class LoopbackEmulator:
         server, thread = self._server, self._thread
         if server is None:
             return
+        self.stopping.set()
         server.shutdown()
         with self._connections_lock:
             connections = list(self._connections)

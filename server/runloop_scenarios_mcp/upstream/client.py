@@ -134,6 +134,10 @@ def deadline_paused() -> Iterator[None]:
             deadline.at += anyio.current_time() - started
 
 
+class _Unparsable(MalformedResponse):
+    """A 2xx body that does not parse as JSON (raised as a plain MalformedResponse when not retried)."""
+
+
 class _OutOfTime(Exception):
     """The call's deadline passed (or is too close for another attempt); ``reason`` is the last failure."""
 
@@ -355,7 +359,10 @@ class RunloopClient:
                 delay = parse_retry_after(answer.headers)
                 waited = await self._wait(attempt, delay, "rate limited", waited, deadline, on_wait)
                 continue
-            return _check_scenario(self._decode(answer))
+            try:
+                return _check_scenario(self._decode(answer))
+            except _Unparsable as exc:
+                raise MalformedResponse(str(exc)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _read(self, path: str, params: dict[str, str], on_wait: OnWait | None) -> Any:
@@ -379,9 +386,9 @@ class RunloopClient:
                 continue
             try:
                 return self._decode(answer)
-            except MalformedResponse:
-                if last or answer.status_code >= 400 or not _maybe_cut_short(answer):
-                    raise
+            except _Unparsable as exc:  # only a JSON body cut short may come whole next time
+                if last or not _maybe_cut_short(answer):
+                    raise MalformedResponse(str(exc)) from None
                 waited = await self._wait(attempt, None, "malformed body", waited, deadline, on_wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -547,7 +554,7 @@ class RunloopClient:
             raise _too_deep() from None
         except (ValueError, UnicodeDecodeError):
             kind = answer.headers.get("content-type", "unknown type").split(";")[0]
-            raise MalformedResponse(
+            raise _Unparsable(
                 f"The Runloop API answered HTTP {answer.status_code} with a body that is not valid JSON "
                 f"({clean_detail(kind)[:60]}, {len(answer.content)} bytes). Try again; if it persists, check "
                 "RUNLOOP_BASE_URL points at the Runloop API."
