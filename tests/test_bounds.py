@@ -227,11 +227,12 @@ async def test_huge_unknown_argument_names_are_not_echoed_back(server: Server) -
 async def test_the_api_key_echoed_by_the_upstream_never_reaches_a_result(server: Server) -> None:
     scenario_id = active_id(server.loopback.emulator)
     server.loopback.faults.queue(Fault("echo_key"), Fault("echo_key"), Fault("echo_key"))
-    for tool, arguments in [
+    calls: list[tuple[str, dict[str, Any]]] = [
         ("list_scenarios", {"limit": 3, "fields": ["*"], "max_tokens": 20000}),
         ("get_scenario", {"scenario_id": scenario_id}),
         ("update_scenario", {"scenario_id": scenario_id, "changes": {"metadata": {"team": "bounds"}}}),
-    ]:
+    ]
+    for tool, arguments in calls:
         result = await server.call(tool, arguments)
         assert not result.is_error, result_text(result)
         everything = result_text(result) + json.dumps(result.structured_content)
