@@ -306,3 +306,31 @@ def test_two_processes_importing_one_file_at_once_import_it_once(database_url: s
     assert import_jsonl(stores[1], path) is None
     for opened in stores:
         opened.close()
+
+
+def test_sqlite_lock_leases_are_renewed_while_held_and_taken_over_once_expired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder on another host cannot be seen to die: its lock is free once its lease runs out, not before."""
+    import sqlite3
+
+    from runloop_scenarios_mcp.services.journal import sqlite as backend
+
+    monkeypatch.setattr(backend, "LEASE", 0.3)
+    monkeypatch.setattr(backend, "RENEW", 0.05)
+    url = f"sqlite://{tmp_path / 'leases.sqlite3'}"
+    holder, other = open_store(url), open_store(url)
+    holder.migrate()
+    held = holder.try_lock("scn_lease")
+    assert held is not None
+    time.sleep(0.8)  # well past one lease: the heartbeat kept renewing it
+    assert other.try_lock("scn_lease") is None
+    holder.close()  # the heartbeat stops; pretend the holder was on another machine
+    with sqlite3.connect(tmp_path / "leases.sqlite3") as connection:
+        connection.execute("UPDATE scenario_locks SET host = 'another-host'")
+    assert other.try_lock("scn_lease") is None  # its lease still runs
+    time.sleep(0.4)
+    taken = other.try_lock("scn_lease")
+    assert taken is not None
+    other.unlock(taken)
+    other.close()
