@@ -69,9 +69,10 @@ class RateLimitedHandler(logging.StreamHandler[TextIO]):
             summary = self._roll()
             kind = (record.name, record.levelno, _NUMBERS.sub("#", str(record.msg))[:120])
             self._seen[kind] += 1
-            self._total += 1
-            allowed = self._seen[kind] <= self.per_kind and self._total <= self.in_total
-            if not allowed:
+            allowed = self._seen[kind] <= self.per_kind and self._total < self.in_total
+            if allowed:
+                self._total += 1  # lines shown: one kind's flood does not use up the others' room
+            else:
                 self._held[kind] += 1
         if summary is not None:
             super().emit(summary)
