@@ -295,7 +295,8 @@ async def test_cursor_tampering_is_refused(mcp: Session) -> None:
         _flip(cursor, -3),
         cursor[:-5],
         cursor + "A",
-        cursor.replace(".", ""),
+        cursor + ".~~~~~REVERSE",  # a query the tag was not made for
+        str(int(cursor) + 1),  # a neighbouring position (a default listing's cursor is all digits)
         "cu1_" + cursor[4:].split(".")[0],
         cursor.split(".")[0] + "." + "A" * 27,
         "",
