@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import json
 from typing import Any
 
 import pytest
@@ -80,25 +80,30 @@ async def test_clipped_strings_are_marked_and_slices_rebuild_them(
             assert shown[key] == value
 
 
-async def test_too_many_fields_for_the_budget_names_one_that_works(
+async def test_every_scenario_fits_the_smallest_budget_and_what_is_left_out_reads_back(
     mcp: Session, emulator: Emulator, real_tokens: RealTokens
 ) -> None:
-    """At the smallest budget a scenario with many fields either fits clipped or the error names a budget that does."""
+    """At max_tokens=500 the largest scenarios come with strings clipped and, where needed, whole values left out
+    behind a marker (listed in clipped with left_out); each left-out value reads back whole in slices."""
     for scenario in largest(emulator, 4):
-        result = await mcp.call("get_scenario", {"scenario_id": scenario["id"], "max_tokens": 500})
-        if not result.is_error:
-            assert result.structured_content is not None
-            assert result.structured_content["scenario"]["id"] == scenario["id"]
-            continue
-        message = error_text(result)
-        match = re.search(r"pass max_tokens=(\d+) or more", message)
-        assert match, message
-        needed = int(match.group(1))
-        assert 500 < needed <= 1500
-        shown = await get(mcp, real_tokens, {"scenario_id": scenario["id"], "max_tokens": needed})
+        shown = await get(mcp, real_tokens, {"scenario_id": scenario["id"], "max_tokens": 500})
         assert shown["scenario"]["id"] == scenario["id"] and shown["clipped"]
-    for scenario in largest(emulator, 4):
-        assert (await get(mcp, real_tokens, {"scenario_id": scenario["id"], "max_tokens": 1500}))["scenario"]
+        for note in shown["clipped"]:
+            if note.get("left_out") is None:
+                continue
+            text, offset = "", 0
+            while True:
+                piece = await get(
+                    mcp,
+                    real_tokens,
+                    {"scenario_id": scenario["id"], "field": note["path"], "offset": offset, "max_tokens": 2000},
+                )
+                text += piece["slice"]["text"]
+                if piece["slice"]["next_offset"] is None:
+                    break
+                offset = piece["slice"]["next_offset"]
+            assert len(text) == note["original_length"]
+            assert json.loads(text) == lookup_path(scenario, note["path"])
 
 
 async def test_whole_string_from_offset_zero(mcp: Session, emulator: Emulator, real_tokens: RealTokens) -> None:
@@ -137,7 +142,9 @@ async def test_bad_slices_are_clear_errors(mcp: Session, emulator: Emulator) -> 
     scenario = largest(emulator)[0]
     sid = scenario["id"]
     assert "does not exist" in await mcp.error("get_scenario", {"scenario_id": sid, "field": "no.such.path"})
-    assert "not a string" in await mcp.error("get_scenario", {"scenario_id": sid, "field": "scoring_contract"})
+    assert "not a string" in await mcp.error(
+        "get_scenario", {"scenario_id": sid, "field": "scoring_contract.scoring_function_parameters.0.weight"}
+    )
     length = len(scenario["input_context"]["problem_statement"])
     message = await mcp.error(
         "get_scenario", {"scenario_id": sid, "field": "input_context.problem_statement", "offset": length + 1}

@@ -240,7 +240,8 @@ class GetScenarioInput(ToolInput):
     field: str | None = Field(
         None,
         description=(
-            "Read one long string in slices instead of the whole scenario: its JSON path as listed in clipped, "
+            "Read one long string (or a value left out whole, as its compact JSON) in slices instead of the whole "
+            "scenario: its JSON path as listed in clipped, "
             "e.g. input_context.problem_statement or scoring_contract.scoring_function_parameters.0.scorer.bash_script."
         ),
     )

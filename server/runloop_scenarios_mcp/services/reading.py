@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from runloop_scenarios_mcp.errors import InvalidArgument, shown
-from runloop_scenarios_mcp.services.budget import Clip, budget_for, clip_to_fit, count_json, lookup_path, usable
+from runloop_scenarios_mcp.services.budget import count_json, lookup_path, to_json, usable
 from runloop_scenarios_mcp.services.contracts import ClippedField, GetScenarioResult, StringSlice
-from runloop_scenarios_mcp.services.listing import clip_note
+from runloop_scenarios_mcp.services.listing.fitting import fit_alone
 from runloop_scenarios_mcp.upstream.client import OnWait, RunloopClient
 
 _HINT_FULL = "This is the whole scenario. To change it, call update_scenario with dry_run=true first."
 _HINT_CLIPPED = (
-    "Long strings were clipped (see clipped). Read one whole with get_scenario(scenario_id, field=path, "
-    "offset=returned_length), then offset=next_offset until next_offset is null."
+    "Long strings were clipped or values left out (see clipped). Read one whole with get_scenario(scenario_id, "
+    "field=path, offset=returned_length), then offset=next_offset until next_offset is null."
 )
 _HINT_SLICE_MORE = "More of this string remains: call again with offset=next_offset."
 _HINT_SLICE_END = "This slice reaches the end of the string."
@@ -53,27 +53,19 @@ async def get_page(
         return result
     sid = str(scenario.get("id", scenario_id))
 
-    def notes(made: list[Clip]) -> list[ClippedField]:
-        return [clip_note(sid, clip) for clip in made]
+    def cost(notes: list[ClippedField]) -> int:
+        return count_json(_result(scenario={}, slice_=None, clips=notes, max_tokens=max_tokens, hint=_HINT_CLIPPED)) + 1
 
-    def overhead(made: list[Clip]) -> int:
-        clips = notes(made)
-        return count_json(_result(scenario={}, slice_=None, clips=clips, max_tokens=max_tokens, hint=_HINT_CLIPPED)) + 1
-
-    room = limit + 1  # the scenario replaces "{}" (one token) in the envelope that overhead counts
-    for _ in range(6):
-        clipped, made, _tokens = clip_to_fit(scenario, room, overhead=overhead)
-        result = _result(scenario=clipped, slice_=None, clips=notes(made), max_tokens=max_tokens, hint=_HINT_CLIPPED)
+    # Long strings clipped, and when that is not enough, whole values left out behind a marker (listed in
+    # clipped with left_out): every budget the server accepts shows every scenario.
+    room = limit + 1  # the scenario replaces "{}" (one token) in the envelope that cost counts
+    while True:
+        shown_scenario, notes = fit_alone(scenario, sid, room, cost)
+        result = _result(scenario=shown_scenario, slice_=None, clips=notes, max_tokens=max_tokens, hint=_HINT_CLIPPED)
         excess = result["estimated_tokens"] - limit
-        if excess <= 0:
+        if excess <= 0 or room <= 0:
             return result
         room -= excess + 2
-    _smallest, made, tokens = clip_to_fit(scenario, 0, overhead=overhead)
-    needed = budget_for(tokens + overhead(made) + 8)
-    raise InvalidArgument(
-        f"This scenario has too many fields to show within max_tokens={max_tokens}, even with its long strings "
-        f"clipped; pass max_tokens={needed} or more, or read single strings with field and offset."
-    )
 
 
 def _slice(scenario: dict[str, Any], field: str, offset: int, max_tokens: int) -> dict[str, Any]:
@@ -84,10 +76,12 @@ def _slice(scenario: dict[str, Any], field: str, offset: int, max_tokens: int) -
             f"field {shown(field)} does not exist in this scenario. Pass a dotted path to a string, as listed in "
             "clipped (e.g. input_context.problem_statement, reference_output)."
         ) from None
-    if not isinstance(value, str):
+    if isinstance(value, dict | list):
+        value = to_json(value)  # a value left out whole is read as its compact JSON (its length in clipped)
+    elif not isinstance(value, str):
         raise InvalidArgument(
-            f"field {shown(field)} is a JSON {type(value).__name__}, not a string; field reads strings in slices. Omit "
-            "field to get the whole scenario."
+            f"field {shown(field)} is a JSON {type(value).__name__}, not a string, object or array; field reads "
+            "those in slices. Omit field to get the whole scenario."
         )
     if offset > len(value):
         raise InvalidArgument(
