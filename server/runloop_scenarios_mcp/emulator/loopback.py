@@ -11,6 +11,7 @@ the API key) for integration tests and ``bench/faults.py``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http
 import json
 import logging
@@ -36,6 +37,7 @@ __all__ = [
     "FaultKind",
     "FaultPlan",
     "LoopbackEmulator",
+    "prepare",
     "serve",
 ]
 
@@ -134,6 +136,24 @@ _HTML_502 = (
     b"<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n"
 )
 _MALFORMED = b'{"scenarios": [{"id": "scn_'
+
+
+def prepare(fault: Fault) -> None:
+    """Build ahead of time what ``fault`` sends (a gzip bomb's body takes seconds), so no request waits for it."""
+    if fault.kind == "gzip_bomb":
+        _gzip_bomb(fault.size)
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_bomb(size: int) -> bytes:
+    """A small gzip body (about 1/1000 of ``size``) that inflates to ``size`` bytes of a scenario name."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [compressor.compress(b'{"id": "scn_bomb", "name": "')]
+    block = b"x" * (1024 * 1024)
+    for _ in range(size // len(block)):
+        parts.append(compressor.compress(block))
+    parts += [compressor.compress(b'"}'), compressor.flush()]
+    return b"".join(parts)
 
 
 def _json_bytes_response(text: bytes) -> httpx.Response:
@@ -353,16 +373,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _send_gzip_bomb(self, size: int) -> None:
-        """A small gzip body that inflates to ``size`` bytes of a scenario name."""
-        compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-        parts = [compressor.compress(b'{"id": "scn_bomb", "name": "')]
-        block = b"x" * (1024 * 1024)
-        for _ in range(size // len(block)):
-            parts.append(compressor.compress(block))
-        parts += [compressor.compress(b'"}'), compressor.flush()]
-        body = b"".join(parts)
         headers = {"content-type": "application/json", "content-encoding": "gzip"}
-        self._send(httpx.Response(200, headers=headers), raw_body=body)
+        self._send(httpx.Response(200, headers=headers), raw_body=_gzip_bomb(size))
 
     def _send(
         self,
