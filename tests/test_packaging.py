@@ -140,7 +140,12 @@ def test_server_json_matches_pyproject_and_the_code() -> None:
     assert declared == read, f"declared but not read: {declared - read}; read but not declared: {read - declared}"
     for variable in package["environmentVariables"]:
         assert variable["description"], variable["name"]
-        secret = variable["name"] in {"RUNLOOP_API_KEY", "RUNLOOP_MCP_SECRET", "RUNLOOP_MCP_HTTP_TOKEN"}
+        secret = variable["name"] in {
+            "RUNLOOP_API_KEY",
+            "RUNLOOP_MCP_SECRET",
+            "RUNLOOP_MCP_HTTP_TOKEN",
+            "RUNLOOP_MCP_DATABASE_URL",  # may hold a password
+        }
         assert variable.get("isSecret", False) is secret, variable["name"]
 
 
