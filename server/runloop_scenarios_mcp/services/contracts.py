@@ -98,7 +98,7 @@ class ToolResult(Contract):
 class ClippedField(Contract):
     """A string that was shortened to fit the budget; read the rest with get_scenario(field=..., offset=...).
 
-    In list_scenarios, a value may also be left out whole (``left_out``): read it with get_scenario(scenario_id).
+    A value may also be left out whole (``left_out``): read it with get_scenario(field=path), as compact JSON.
     """
 
     model_config = ConfigDict(json_schema_extra=present_or_absent("left_out"))
@@ -119,7 +119,7 @@ class ClippedField(Contract):
         exclude_if=lambda value: value is None,
         description=(
             "Present when the whole value was replaced by a marker to fit the budget: object, array, or fields (every "
-            "field but id). Read it with get_scenario(scenario_id)."
+            "field but id). Read it with get_scenario (field=path reads it in slices, as compact JSON)."
         ),
     )
 
