@@ -224,6 +224,13 @@ async def test_huge_unknown_argument_names_are_not_echoed_back(server: Server) -
     assert len(message) < 1000
 
 
+async def test_a_huge_unknown_tool_name_is_not_echoed_back(server: Server) -> None:
+    message = await server.error("y" * 5_000_000, {})
+    assert message.startswith('Unknown tool "yyy') and "5,000,000 characters" in message
+    assert "list_scenarios, get_scenario, update_scenario" in message
+    assert len(message) < 300
+
+
 async def test_the_api_key_echoed_by_the_upstream_never_reaches_a_result(server: Server) -> None:
     scenario_id = active_id(server.loopback.emulator)
     server.loopback.faults.queue(Fault("echo_key"), Fault("echo_key"), Fault("echo_key"))

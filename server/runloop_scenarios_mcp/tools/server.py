@@ -44,24 +44,27 @@ class ScenariosServer(MCPServer[AppState]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        tool = next((t for t in await super().list_tools() if t.name == name), None)
-        if tool is not None and not self._allowed(tool):
+        tools = await super().list_tools()
+        tool = next((t for t in tools if t.name == name), None)
+        if tool is None:  # answered here: the SDK's answer would repeat the name whole, however long
+            names = ", ".join(t.name for t in tools if self._allowed(t))
+            return error_result(f"Unknown tool {shown(name)}. This server's tools: {names}.")
+        if not self._allowed(tool):
             return error_result(
                 f"{name} is disabled: this server runs read-only (--read-only or RUNLOOP_MCP_READ_ONLY=1). "
                 "Restart it without read-only mode to make changes."
             )
         # The SDK drops arguments its signature does not know; a misspelled filter must not widen a query.
         # A missing required one would surface as the SDK's raw pydantic dump: say it plainly instead.
-        if tool is not None:
-            known = tool.input_schema.get("properties", {})
-            unknown = sorted(set(arguments or {}) - set(known))
-            problems = [f"{_name(key)}: unknown argument" for key in unknown[:5]]
-            problems += [f"{len(unknown) - 5} more unknown arguments"] if len(unknown) > 5 else []
-            problems += [f"{key}: missing" for key in tool.input_schema.get("required", []) if key not in arguments]
-            if problems:
-                return error_result(
-                    f"Invalid arguments for {name}: {'; '.join(problems)}. Known arguments: {', '.join(known)}."
-                )
+        known = tool.input_schema.get("properties", {})
+        unknown = sorted(set(arguments or {}) - set(known))
+        problems = [f"{_name(key)}: unknown argument" for key in unknown[:5]]
+        problems += [f"{len(unknown) - 5} more unknown arguments"] if len(unknown) > 5 else []
+        problems += [f"{key}: missing" for key in tool.input_schema.get("required", []) if key not in arguments]
+        if problems:
+            return error_result(
+                f"Invalid arguments for {name}: {'; '.join(problems)}. Known arguments: {', '.join(known)}."
+            )
         return await super().call_tool(name, arguments, context)
 
 
