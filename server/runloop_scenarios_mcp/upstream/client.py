@@ -5,7 +5,7 @@ It owns authentication, timeouts, the retry policy of the official SDKs (docs/up
 the API returned (checked for shape, never re-serialized), so fields unknown to this code survive.
 Nothing above this module builds HTTP requests.
 
-Bounds, so that no upstream answer can exhaust the server:
+Bounds, so that no upstream answer can exhaust the server (docs/upstream-api.md, "Limits"):
 
 * bytes: every body is streamed and read at most to ``max_response_bytes`` (decoded; gzip and deflate are
   inflated in bounded steps, so a compression bomb stops at the cap too). A larger answer is an
