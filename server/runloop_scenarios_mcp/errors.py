@@ -165,7 +165,7 @@ def shown(value: object, limit: int = MAX_SHOWN) -> str:
         text = repr(value)
         return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
     quoted = json.dumps(value[:limit], ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
-    return quoted if len(value) <= limit else f"{quoted[:-1]}…\" ({len(value):,} characters)"
+    return quoted if len(value) <= limit else f'{quoted[:-1]}…" ({len(value):,} characters)'
 
 
 def bounded_message(text: str) -> str:
