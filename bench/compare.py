@@ -152,8 +152,8 @@ def main() -> None:
     ours_cold: list[float] = []
     naive_cold: list[float] = []
     for _ in range(runs):  # interleaved so machine load hits both alike
-        ours_cold.append(anyio.run(time_to_tools, *ours_cmd))
-        naive_cold.append(anyio.run(time_to_tools, *naive_cmd))
+        ours_cold.append(anyio.run(time_to_tools, *ours_cmd)[0])
+        naive_cold.append(anyio.run(time_to_tools, *naive_cmd)[0])
     o, n = statistics.median(ours_cold), statistics.median(naive_cold)
     print(
         f"cold start to first tools/list, median of {runs}: ours {o * 1000:.0f} ms, naive {n * 1000:.0f} ms, "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from runloop_scenarios_mcp.config import Settings
 from runloop_scenarios_mcp.errors import MissingApiKey
 from runloop_scenarios_mcp.services.cursor import CursorCodec
-from runloop_scenarios_mcp.services.journal import Journal
+from runloop_scenarios_mcp.services.journal import Journal, Outcome
 from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
 from runloop_scenarios_mcp.upstream.client import RunloopClient
 
@@ -64,14 +64,17 @@ class AppState:
     journal: Journal
     write_locks: ScenarioLocks = field(default_factory=ScenarioLocks)
 
-    def write_lock(self, scenario_id: str) -> AbstractAsyncContextManager[None]:
-        """One apply at a time per scenario across every process sharing the journal (read-check-write)."""
-        return self._write_lock(scenario_id)
+    def write_lock(self, scenario_id: str, nonce: str | None = None) -> AbstractAsyncContextManager[Outcome | None]:
+        """One apply at a time per scenario across every process sharing the journal (read-check-write).
+
+        Yields whether the preview token ``nonce`` was used (``Journal.used_token``), read under the lock.
+        """
+        return self._write_lock(scenario_id, nonce)
 
     @asynccontextmanager
-    async def _write_lock(self, scenario_id: str) -> AsyncIterator[None]:
-        async with self.write_locks.hold(scenario_id), self.journal.scenario_lock(scenario_id):
-            yield
+    async def _write_lock(self, scenario_id: str, nonce: str | None) -> AsyncIterator[Outcome | None]:
+        async with self.write_locks.hold(scenario_id), self.journal.scenario_lock(scenario_id, nonce) as used:
+            yield used
 
     def require_client(self) -> RunloopClient:
         """The upstream client, or the error that tells the user how to configure one."""

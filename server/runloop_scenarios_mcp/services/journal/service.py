@@ -216,19 +216,21 @@ class Journal:
     # --- the cross-process write lock ------------------------------------------------------------
 
     @asynccontextmanager
-    async def scenario_lock(self, scenario_id: str) -> AsyncIterator[None]:
+    async def scenario_lock(self, scenario_id: str, nonce: str | None = None) -> AsyncIterator[Outcome | None]:
         """The scenario's write lock in the database: one apply of it at a time across every process.
 
-        Polled without holding a connection while waiting (so other scenarios' applies and every read go
-        on, and a cancelled wait leaves nothing behind); raises JournalError after the lock wait.
+        Yields :meth:`used_token` of ``nonce`` (None without one), read under the lock in the same worker-thread
+        hop that takes it. Polled without holding a connection while waiting (so other scenarios' applies and
+        every read go on, and a cancelled wait leaves nothing behind); raises JournalError after the lock wait.
         """
         deadline = time.monotonic() + self._lock_wait
         delay = 0.005
         handle: object | None = None
+        used: Outcome | None = None
         try:
             while True:
                 with anyio.CancelScope(shield=True):  # a lock taken must reach the finally below
-                    handle = await self._call(partial(self.store.try_lock, scenario_id))
+                    handle, used = await self._call(partial(self.store.try_lock_unused, scenario_id, nonce))
                 if handle is not None:
                     break
                 if time.monotonic() >= deadline:
@@ -239,7 +241,7 @@ class Journal:
                     )
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 0.1)
-            yield
+            yield used
         finally:
             if handle is not None:
                 with anyio.CancelScope(shield=True):

@@ -1,4 +1,9 @@
-"""The journal in a SQLite file (the default): WAL, every commit synced, one file shared by local processes.
+"""The journal in a SQLite file (the default): WAL, entries synced, one file shared by local processes.
+
+An entry is synced to disk when committed (before its POST is sent). Its outcome and the lock rows are
+committed without a sync of their own (``synchronous = NORMAL``): they reach the disk with the next synced
+commit or checkpoint. A power cut before then leaves the entry as committed, outcome ``unknown``, which
+still holds the previous version for undo and still claims the preview token (the safe reading).
 
 Writes run in ``BEGIN IMMEDIATE`` transactions (the database's write lock, waited for up to
 ``BUSY_TIMEOUT``); readers never block in WAL mode. The file and its directory are private to the user.
@@ -80,7 +85,8 @@ class SqliteStore(JournalStore):
         self.path: Path = database.path
         self._owner = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
         self._pool: Pool[sqlite3.Connection] = Pool(self._connect, lambda connection: connection.close())
-        # Lock rows need no fsync: a lock row lost to a power cut is a lock nobody holds any more.
+        # Lock rows and outcomes need no fsync: a lock row lost to a power cut is a lock nobody holds any more,
+        # an outcome lost leaves its entry unknown (the safe reading).
         self._lock_pool: Pool[sqlite3.Connection] = Pool(
             lambda: self._connect(synchronous="NORMAL"), lambda connection: connection.close()
         )
@@ -178,7 +184,8 @@ class SqliteStore(JournalStore):
     def finish_entry(
         self, entry: str, outcome: Outcome, finished_at: datetime, after: dict[str, Any] | None, detail: str
     ) -> bool:
-        with self._write() as connection:
+        # No sync of its own (the module docstring says why that is safe): it saves one fsync per apply.
+        with self._write(self._lock_pool) as connection:
             cursor = connection.execute(
                 "UPDATE journal_entries SET outcome = ?, finished_at = ?, after = ?, detail = ? WHERE entry = ?",
                 (outcome, iso(finished_at), None if after is None else dumps(after), detail, entry),

@@ -206,6 +206,20 @@ class JournalStore(ABC):
     def unlock(self, handle: object) -> None:
         """Release a lock :meth:`try_lock` returned."""
 
+    def try_lock_unused(self, scenario_id: str, token_id: str | None) -> tuple[object | None, Outcome | None]:
+        """:meth:`try_lock`, then (only once the lock is held) :meth:`used_token`: one call, one worker-thread hop.
+
+        ``(None, None)`` when the lock is taken; the lock is released again if the check fails.
+        """
+        handle = self.try_lock(scenario_id)
+        if handle is None or token_id is None:
+            return handle, None
+        try:
+            return handle, self.used_token(scenario_id, token_id)
+        except BaseException:
+            self.unlock(handle)
+            raise
+
     @abstractmethod
     def close(self) -> None:
         """Close every connection (held locks are released by the database)."""

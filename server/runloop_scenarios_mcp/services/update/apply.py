@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 Answer = Literal["accepted", "declined", "cancelled", "timeout", "error"]
 Confirm = Callable[[str], Awaitable[Answer]]
 """Asks the person to confirm the given summary of the change; the tool layer implements it."""
-WriteLock = Callable[[str], AbstractAsyncContextManager[Any]]
+WriteLock = Callable[[str, str], AbstractAsyncContextManager[Outcome | None]]
+"""The scenario's write lock, yielding whether the preview token's nonce was used (read under the lock)."""
 
 _REFUSALS: dict[str, str] = {
     "declined": "The person declined this change in the confirmation dialog, so nothing was written.",
@@ -64,8 +65,7 @@ async def apply(
     """Check the token, then read, plan, confirm, journal and write once, under the scenario's write lock."""
     key = request.key()
     claims = tokens.open(request.preview_token, request.scenario_id, key)
-    async with lock(request.scenario_id):
-        used = await journal.used_token(request.scenario_id, claims.nonce)
+    async with lock(request.scenario_id, claims.nonce) as used:  # single use read in the hop that takes the lock
         if used is not None:
             raise PreviewRefused("used", _USED if used == "applied" else _USED_UNKNOWN)
         try:
