@@ -28,7 +28,9 @@ import functools
 import gzip
 import hashlib
 import json
+import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -110,6 +112,24 @@ def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+class Serialized(dict[str, Any]):
+    """A result that carries its compact JSON (``to_json`` of it), computed once where it was counted.
+
+    Whoever changes it must drop the text: build a plain dict instead.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: dict[str, Any], text: str) -> None:
+        super().__init__(value)
+        self.text = text
+
+
+def json_of(value: Any) -> str:
+    """``to_json(value)``, without serializing again when ``value`` carries its text."""
+    return value.text if isinstance(value, Serialized) else to_json(value)
+
+
 def count_text(text: str) -> int:
     """Tokens of ``text``: the larger of the o200k_base and cl100k_base counts."""
     return max(len(load_encoding(name).encode_ordinary(text)) for name in ENCODING_NAMES)
@@ -121,10 +141,107 @@ def count_json(value: Any) -> int:
     A token is at least one byte, so text of at most N bytes is at most N tokens: small values
     are counted without tokenizing.
     """
-    text = to_json(value)
+    return count_serialized(to_json(value))
+
+
+def count_serialized(text: str, *, remember: bool = False) -> int:
+    """:func:`count_json` of the value whose compact JSON is ``text`` (``remember``: through the part cache)."""
     if len(text) <= 64 and len(text.encode()) <= 64:
         return len(text.encode())
-    return count_text(text)
+    return max(_cached_counts(text)) if remember else count_text(text)
+
+
+# --- counting a list page by its parts -------------------------------------------------------
+#
+# tiktoken splits text with its encoding's regex, then encodes each piece on its own, so the count of a text is
+# the sum of the counts of its pieces. Cut a text where the regex starts a piece, and the count of the whole is
+# the sum of the counts of the parts: each part, counted alone, is split exactly as it is inside the whole.
+#
+# A list page is ``{...,"key":[{"a...},{"b...},{"c...}]}``. Cut each item right after its opening ``{"`` when
+# the next character is an ASCII letter (an item's first key, ``id``): the run of punctuation before the cut
+# (``},{"`` or ``":[{"``) is one piece in both encodings (`` ?[^\s\p{L}\p{N}]+``, greedy; the letter ends it;
+# the letter-word alternatives take at most one leading punctuation character, and the run holds at least
+# four), so a piece starts at the letter. Counted alone, a part ends in the same run, ended by the end of the
+# text instead of the letter, and no pattern looks behind. Where an item does not start that way, the page
+# is counted whole. tests/test_budget.py checks sum-of-parts against whole-page counts, both encodings,
+# on every page of walks over the emulator's and the fake's data and on hostile strings.
+
+_PART_CACHE_ENTRIES = 4096
+_PART_CACHE_BYTES = 16 * 1024 * 1024
+_part_counts: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+_part_bytes = 0
+_part_lock = threading.Lock()
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """Tokens of ``text`` by each encoding (``ENCODING_NAMES`` order)."""
+    return tuple(len(load_encoding(name).encode_ordinary(text)) for name in ENCODING_NAMES)
+
+
+def _cached_counts(text: str) -> tuple[int, ...]:
+    """:func:`_counts`, remembered in a small LRU bounded in entries and bytes (items repeat across calls)."""
+    global _part_bytes
+    with _part_lock:
+        hit = _part_counts.get(text)
+        if hit is not None:
+            _part_counts.move_to_end(text)
+            return hit
+    counts = _counts(text)
+    size = sys.getsizeof(text)
+    if size > _PART_CACHE_BYTES // 16:
+        return counts
+    with _part_lock:
+        if text not in _part_counts:
+            _part_counts[text] = counts
+            _part_bytes += size
+            while len(_part_counts) > _PART_CACHE_ENTRIES or _part_bytes > _PART_CACHE_BYTES:
+                old, _ = _part_counts.popitem(last=False)
+                _part_bytes -= sys.getsizeof(old)
+    return counts
+
+
+def part_cache_size() -> tuple[int, int]:
+    """Entries and bytes held by the part count cache (for tests and benches)."""
+    with _part_lock:
+        return len(_part_counts), _part_bytes
+
+
+def list_json(head: dict[str, Any], key: str, items: list[str]) -> str:
+    """``to_json({**head, key: items})`` given each item's compact JSON (``key`` must not be in ``head``)."""
+    opening = to_json(head)[:-1]
+    return (opening + "," if len(opening) > 1 else opening) + to_json(key) + ":[" + ",".join(items) + "]}"
+
+
+def list_parts(head: dict[str, Any], key: str, items: list[str]) -> list[str] | None:
+    """The list page :func:`list_json` cut where the tokenizers start a piece, or None if it cannot be cut so."""
+    if not items or not all(len(item) > 2 and item.startswith('{"') and _ascii_letter(item[2]) for item in items):
+        return None
+    opening = to_json(head)[:-1]
+    parts = [(opening + "," if len(opening) > 1 else opening) + to_json(key) + ':[{"']
+    last = len(items) - 1
+    parts.extend(item[2:] + (',{"' if index < last else "]}") for index, item in enumerate(items))
+    return parts
+
+
+def _ascii_letter(char: str) -> bool:
+    return ("a" <= char <= "z") or ("A" <= char <= "Z")
+
+
+def count_list_json(head: dict[str, Any], key: str, items: list[str]) -> tuple[str, int]:
+    """The compact JSON of ``{**head, key: items}`` (items given as their compact JSON) and its exact count.
+
+    The same number :func:`count_json` gives the whole, summed per encoding over parts whose counts are
+    remembered (see above), so a page whose items were counted before costs only its envelope.
+    """
+    text = list_json(head, key, items)
+    parts = list_parts(head, key, items)
+    if parts is None:
+        return text, count_text(text)
+    totals = list(_counts(parts[0]))
+    for part in parts[1:]:
+        for index, count in enumerate(_cached_counts(part)):
+            totals[index] += count
+    return text, max(totals)
 
 
 def estimate_json(value: Any) -> int:

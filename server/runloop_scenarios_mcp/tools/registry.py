@@ -20,7 +20,7 @@ from pydantic import ValidationError, WithJsonSchema
 
 from runloop_scenarios_mcp.config import MIN_MAX_TOKENS
 from runloop_scenarios_mcp.errors import InvalidArgument, RunloopMcpError, to_tool_message
-from runloop_scenarios_mcp.services.budget import count_json, to_json
+from runloop_scenarios_mcp.services.budget import count_json, json_of
 from runloop_scenarios_mcp.services.contracts import ToolInput, ToolResult
 from runloop_scenarios_mcp.services.state import AppState
 from runloop_scenarios_mcp.upstream.client import REDACTED, call_deadline
@@ -77,7 +77,7 @@ def _too_deep(arguments: dict[str, Any]) -> str | None:
 
 def redact_result(result: dict[str, Any], secrets: tuple[str, ...]) -> dict[str, Any]:
     """``result`` with every secret value replaced in its strings and keys (its token count updated)."""
-    text = to_json(result)
+    text = json_of(result)
     if not any(secret and secret in text for secret in secrets):
         return result
     logger.warning("secret_in_result redacted=true")
@@ -175,7 +175,7 @@ def register(
         if isinstance(result, InputRequiredResult):
             return result
         result = redact_result(result, state.settings.secret_values)
-        return CallToolResult(content=[TextContent(type="text", text=to_json(result))], structured_content=result)
+        return CallToolResult(content=[TextContent(type="text", text=json_of(result))], structured_content=result)
 
     call.__name__ = name
     call.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]

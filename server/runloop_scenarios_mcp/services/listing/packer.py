@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from runloop_scenarios_mcp.services.budget import count_json, to_json
+from runloop_scenarios_mcp.services.budget import Serialized, count_list_json, count_serialized, list_json, to_json
 from runloop_scenarios_mcp.services.contracts import ClippedField
 from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
 from runloop_scenarios_mcp.services.listing.feed import Entry, UpstreamFeed
@@ -39,10 +39,11 @@ class _Estimate:
     def __init__(self) -> None:
         self._per_byte: float | None = None
 
-    def of(self, item: Any) -> int:
-        size = len(to_json(item).encode())
+    def of(self, text: str) -> int:
+        """The estimate for an item whose compact JSON is ``text``."""
+        size = len(text.encode())
         if self._per_byte is None:
-            exact = count_json(item)
+            exact = count_serialized(text, remember=True)
             self._per_byte = exact / max(size, 1)
             return exact
         return math.ceil(size * self._per_byte)
@@ -77,6 +78,7 @@ class Envelope:
     resumed: bool
     """Whether this page continues a cursor (a first page says more)."""
     total_asked: bool
+    _texts: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def _text(self) -> str | None:
@@ -104,13 +106,24 @@ class Envelope:
             out["hint"] = hint
         if clips:
             out["clipped"] = [note.model_dump(mode="json") for note in clips]
-        out["scenarios"] = items
-        tokens = count_json(out)
+        texts = [self.item_json(item) for item in items]
+        text, tokens = count_list_json(out, "scenarios", texts)
         if not self.resumed:
             # The count includes its own digits: settle it (a number's width changes by at most one token).
             tokens += 1
             out["estimated_tokens"] = tokens
-        return out, tokens
+            text = list_json(out, "scenarios", texts)
+        out["scenarios"] = items
+        return Serialized(out, text), tokens
+
+    def item_json(self, item: dict[str, Any]) -> str:
+        """An item's compact JSON, made once per item while this page is packed (items are not changed once made)."""
+        known = self._texts.get(id(item))
+        if known is not None and known[0] is item:
+            return known[1]
+        text = to_json(item)
+        self._texts[id(item)] = (item, text)
+        return text
 
     def _hint(self, returned: int, clipped: bool, state: PageState, *, has_more: bool) -> str | None:
         if returned == 0 and not has_more:
@@ -237,7 +250,7 @@ class PagePacker:
         item = self._project(entry)
         if not self._items:
             self._used = self._overhead(scenario_id, [])
-        tokens = self._estimate.of(item) + 1
+        tokens = self._estimate.of(self._envelope.item_json(item)) + 1
         if self._used + tokens > self._budget:
             if self._items:
                 return False  # the next page starts with this one, whole
@@ -257,7 +270,7 @@ class PagePacker:
         if entry is None:
             return False
         item = self._project(entry)
-        tokens = count_json(item) + 1
+        tokens = count_serialized(self._envelope.item_json(item), remember=True) + 1
         if tokens > room:
             return False
         self._items.append(item)

@@ -25,8 +25,16 @@ def excerpt(text: Any, limit: int = EXCERPT_CHARS) -> str | None:
     """The start of a problem statement, whitespace collapsed, with an ellipsis when cut."""
     if not isinstance(text, str):
         return None
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+    # Collapse only a growing prefix: the collapsed prefix is a prefix of the collapsed whole, so once it is
+    # longer than ``limit`` it holds every character kept (a long statement is not joined whole for 100).
+    size = 4 * limit
+    while True:
+        flat = " ".join(text[:size].split())
+        if len(flat) > limit:
+            return flat[: limit - 1].rstrip() + "…"
+        if size >= len(text):
+            return flat
+        size *= 4
 
 
 def _scorers(scenario: dict[str, Any]) -> list[dict[str, Any]]:
