@@ -243,6 +243,7 @@ async def test_invalid_changes_are_clear_errors_without_token(
     scenario = active_scenario(emulator)
     message = await mcp.error("update_scenario", {"scenario_id": scenario["id"], "changes": changes, "dry_run": True})
     assert fragment in message, message
+    assert message.endswith("Nothing was written."), message  # the same closing sentence as every other refusal
     assert "Traceback" not in message
     assert emulator.posts() == []
 
@@ -250,7 +251,7 @@ async def test_invalid_changes_are_clear_errors_without_token(
 async def test_unchanged_values_are_not_a_change(mcp: Session, emulator: Emulator) -> None:
     scenario = active_scenario(emulator)
     message = await mcp.error("update_scenario", {"scenario_id": scenario["id"], "changes": {"name": scenario["name"]}})
-    assert "nothing to preview" in message
+    assert "nothing to preview" in message and message.endswith("Nothing was written."), message
 
 
 async def test_archived_scenario_is_refused(mcp: Session, emulator: Emulator) -> None:

@@ -17,12 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runloop_scenarios_mcp.errors import InvalidChanges, shown
+from runloop_scenarios_mcp.errors import shown
 from runloop_scenarios_mcp.services.budget import is_clipped_text
 from runloop_scenarios_mcp.services.contracts import DiffEntry
 from runloop_scenarios_mcp.services.cursor import canonical
 from runloop_scenarios_mcp.services.update.changes import expand_changes
 from runloop_scenarios_mcp.services.update.changes.json_values import merge as merge_patch
+from runloop_scenarios_mcp.services.update.changes.messages import fail
 from runloop_scenarios_mcp.upstream.models import (
     READ_ONLY_FIELDS,
     SCENARIO_FIELDS,
@@ -154,19 +155,19 @@ class Plan:
 
 
 def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
-    """Merge, validate and turn ``changes`` into the upstream body. Raises InvalidChanges or PreviewRefused."""
+    """Merge, validate and turn ``changes`` into the upstream body; refusals are InvalidChanges."""
     scenario_id = current["id"]
     if current.get("status") == "archived":
-        raise InvalidChanges(
+        raise fail(
             "This scenario is archived, and the Runloop API does not update archived scenarios. Unarchive it in "
             "Runloop first, or pick an active scenario."
         )
     if not changes:
-        raise InvalidChanges('changes is empty: pass the fields to change, e.g. {"metadata": {"owner": "team-a"}}')
+        raise fail('changes is empty: pass the fields to change, e.g. {"metadata": {"owner": "team-a"}}.')
     changes = expand_changes(current, changes)  # dotted keys, scorers by name, text edits; unknown keys refused
     clipped = _clipped_paths(changes)
     if clipped:
-        raise InvalidChanges(
+        raise fail(
             f"changes contains clipped text at {', '.join(clipped[:3])} (it ends with '…[+N chars clipped]'). "
             "Sending it would cut the string short: read the whole string with get_scenario(field=..., offset=...) "
             "and send the complete value."
@@ -176,22 +177,21 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
         if key in UPDATE_FIELD_NAMES:
             patch[key] = value
         elif key == "environment_parameters":
-            raise InvalidChanges(
-                "use environment, as get_scenario shows it (the server sends it as environment_parameters)"
+            raise fail(
+                "environment_parameters: use environment, as get_scenario shows it (the server sends it as "
+                "environment_parameters)."
             )
         elif current.get(key, _MISSING) == value:
             continue  # an unchanged read-only or unknown field, e.g. sent back from get_scenario: nothing to do
         elif key in READ_ONLY_FIELDS:
-            raise InvalidChanges(
+            raise fail(
                 f"{key} is read-only and cannot be changed with update_scenario"
                 + (" (archive or unarchive a scenario in Runloop)" if key == "status" else "")
                 + f". Updatable fields: {', '.join(UPDATE_FIELD_NAMES)}."
             )
         else:
             known = "an unknown field" if key not in SCENARIO_FIELDS else "not updatable"
-            raise InvalidChanges(
-                f"{shown(key)} is {known}: the Runloop update API accepts only {', '.join(UPDATE_FIELD_NAMES)}."
-            )
+            raise fail(f"{shown(key)} is {known}: the Runloop update API accepts only {', '.join(UPDATE_FIELD_NAMES)}.")
 
     expected = merge_patch(current, patch)
     body: dict[str, Any] = {}
@@ -202,7 +202,7 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
         after = expected.get(read_name, _MISSING)
         if after is _MISSING:
             if read_name not in CLEAR_VALUES:
-                raise InvalidChanges(
+                raise fail(
                     f"{read_name} cannot be cleared (null) through the Runloop API; send a new value instead"
                     + (f" (one of {', '.join(VALIDATION_TYPES)})" if read_name == "validation_type" else "")
                     + "."
@@ -225,7 +225,7 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
 
     entries = diff(current, expected)
     if not body:
-        raise InvalidChanges(
+        raise fail(
             "These changes leave the scenario as it is, so there is nothing to preview or apply. Compare with "
             "get_scenario and send the values you want to change."
         )
@@ -274,7 +274,7 @@ def _validate(
     if "scoring_contract" in sent:
         _check_scoring(scenario.get("scoring_contract"), errors, warnings, upstream_types)
     if errors:
-        raise InvalidChanges("The changed scenario would not be valid: " + "; ".join(errors) + ". Nothing was sent.")
+        raise fail("The changed scenario would not be valid: " + "; ".join(errors) + ".")
     return warnings
 
 
