@@ -252,7 +252,19 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
     )
 
 
+def _skip_httpx_cli() -> None:
+    """Keep httpx from importing its own command line (click, rich, pygments: a tenth of our start-up).
+
+    ``httpx/__init__`` imports ``httpx._main`` for its ``httpx`` console script and falls back to a stub when that
+    import fails; this process never runs that script, so the import is made to fail (a None entry in
+    ``sys.modules``). Only before httpx is imported, and only in this console script's process.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    _skip_httpx_cli()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "schemas":
