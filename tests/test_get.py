@@ -106,6 +106,23 @@ async def test_every_scenario_fits_the_smallest_budget_and_what_is_left_out_read
             assert json.loads(text) == lookup_path(scenario, note["path"])
 
 
+async def test_every_field_left_out_reads_back_as_star(
+    mcp: Session, emulator: Emulator, real_tokens: RealTokens
+) -> None:
+    """A scenario with thousands of top-level fields shows only its id at max_tokens=500, with one note of path *;
+    field="*" (as the note and the hint say) reads every field but id back, as compact JSON, in slices."""
+    scenario = dict(min(emulator.snapshot().values(), key=lambda s: len(str(s))))
+    scenario.update({f"extra_{index}": index for index in range(3000)})  # fields newer than this server
+    emulator.put(scenario)
+    shown = await get(mcp, real_tokens, {"scenario_id": scenario["id"], "max_tokens": 500})
+    assert shown["scenario"] == {"id": scenario["id"]}
+    [note] = shown["clipped"]
+    assert note["path"] == "*" and note["left_out"] == "fields" and note["returned_length"] == 0
+    text = await read_whole(mcp, real_tokens, scenario["id"], note["path"], note["returned_length"], 20000)
+    assert len(text) == note["original_length"]
+    assert json.loads(text) == {key: value for key, value in scenario.items() if key != "id"}
+
+
 async def test_whole_string_from_offset_zero(mcp: Session, emulator: Emulator, real_tokens: RealTokens) -> None:
     scenario = largest(emulator)[0]
     statement = scenario["input_context"]["problem_statement"]

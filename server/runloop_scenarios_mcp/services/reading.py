@@ -68,14 +68,21 @@ async def get_page(
         room -= excess + 2
 
 
+_EVERY_FIELD = "*"
+"""The path of the note when every field but id was left out (services/listing/fitting.py): reads them all."""
+
+
 def _slice(scenario: dict[str, Any], field: str, offset: int, max_tokens: int) -> dict[str, Any]:
     try:
         value = lookup_path(scenario, field)
     except KeyError:
-        raise InvalidArgument(
-            f"field {shown(field)} does not exist in this scenario. Pass a dotted path to a string, as listed in "
-            "clipped (e.g. input_context.problem_statement, reference_output)."
-        ) from None
+        if field == _EVERY_FIELD:
+            value = {key: item for key, item in scenario.items() if key != "id"}
+        else:
+            raise InvalidArgument(
+                f"field {shown(field)} does not exist in this scenario. Pass a dotted path to a string, as listed "
+                "in clipped (e.g. input_context.problem_statement, reference_output)."
+            ) from None
     if isinstance(value, dict | list):
         value = to_json(value)  # a value left out whole is read as its compact JSON (its length in clipped)
     elif not isinstance(value, str):
