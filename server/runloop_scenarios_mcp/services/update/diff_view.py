@@ -142,7 +142,8 @@ def _render(value: Any) -> str:
 
 
 def confirmation_text(scenario_id: str, entries: list[DiffEntry], warnings: list[str]) -> str:
-    """The bounded, readable summary a person is asked to confirm (at most about 4,000 characters)."""
+    """The bounded, readable summary a person is asked to confirm: at most 12 entries (3 regions each) and 3
+    warnings, every path, value and warning cut at 160 characters (so at most about 16,500 characters)."""
     lines = [f"Apply this change to Runloop scenario {scenario_id}?"]
     for entry in entries[:CONFIRM_ENTRIES]:
         shown = show_entry(entry)
