@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runloop_scenarios_mcp.services.budget import clip_to_fit, count_json, to_json, usable
+from runloop_scenarios_mcp.services.budget import clip_to_fit, count_json, count_serialized, to_json, usable
 from runloop_scenarios_mcp.services.update.diff_view import LONG_TEXT
 
 _BYTES_PER_TOKEN_MAX = 256
@@ -44,9 +44,10 @@ def _assemble(
 
 def _cost(result: dict[str, Any], limit: int) -> int:
     """Tokens of ``result``, or ``limit + 1`` when its size alone proves it cannot fit (no tokenizing)."""
-    if len(to_json(result).encode()) > _BYTES_PER_TOKEN_MAX * limit:
+    text = to_json(result)
+    if len(text.encode()) > _BYTES_PER_TOKEN_MAX * limit:
         return limit + 1
-    return count_json(result)
+    return count_serialized(text)
 
 
 def fit_update_result(
