@@ -103,9 +103,7 @@ async def test_apply_with_token_posts_exactly_the_previewed_body(mcp: Session, e
     assert "scenario" not in applied  # a compact confirmation, not the whole scenario
     assert applied["scenario_id"] == scenario["id"] and applied["journal_entry"].startswith("j_")
     assert applied["changed_fields"] == ["name", "metadata"]
-    stored = emulator.get(scenario["id"])
-    assert stored is not None and stored["name"] == "renamed-by-test"
-    assert applied["journal_entry"] and applied["journal_entry"] in applied["hint"]
+    assert applied["journal_entry"] in applied["hint"]
     stored = emulator.get(scenario["id"])
     assert stored is not None
     expected_meta = {k: v for k, v in scenario["metadata"].items() if k != "team"} | {"reviewer": "ann"}
