@@ -1,6 +1,6 @@
 """The emulator on loopback HTTP, with fault injection: the upstream as tests meet it on a real socket.
 
-:class:`LoopbackEmulator` serves an :class:`~runloop_scenarios_mcp.emulator.Emulator` on a real
+:class:`LoopbackEmulator` serves an :class:`~runloop_scenarios_mcp.emulator.handler.Emulator` on a real
 HTTP/1.1 socket on 127.0.0.1 and injects faults from a :class:`FaultPlan` (latency, error statuses
 with Retry-After, malformed or truncated bodies, dropped connections; and, as an attacker or a broken
 network would: huge, endless, trickling, compressed-bomb or deeply nested bodies, silence, echoes of
