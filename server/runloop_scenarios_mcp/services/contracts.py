@@ -253,7 +253,7 @@ class GetScenarioInput(ToolInput):
 class StringSlice(Contract):
     """A slice of one long string of a scenario."""
 
-    field: str = Field(description="JSON path of the string.")
+    field: str = Field(description="JSON path of the string (or of a value left out, read as its compact JSON).")
     offset: int = Field(description="Character offset of this slice.")
     text: str = Field(description="The characters from offset, as many as fit the budget.")
     total_length: int = Field(description="Length of the whole string, in characters.")
@@ -264,9 +264,13 @@ class GetScenarioResult(ToolResult):
     estimated_tokens: int = Field(description="Tokens this result takes, by the server's conservative count.")
     max_tokens: int = Field(description="The budget this result was packed into.")
     hint: str = Field(description="How to read what was clipped, or what to do next.")
-    clipped: list[ClippedField] = Field(description="Strings shortened to fit the budget, with their full length.")
+    clipped: list[ClippedField] = Field(
+        description="Values shortened or left out to fit the budget, with their full length."
+    )
     slice: StringSlice | None = Field(description="The requested slice, when field was given.")
-    scenario: dict[str, Any] | None = Field(description="The scenario with every field (long strings maybe clipped).")
+    scenario: dict[str, Any] | None = Field(
+        description="The scenario with every field (long strings maybe clipped, values maybe left out: see clipped)."
+    )
 
 
 # --- update_scenario -----------------------------------------------------------------------
