@@ -68,8 +68,8 @@ async def _get_scenario(
 
 GET_DESCRIPTION = """Read one Runloop scenario by id with every field, within max_tokens.
 
-Strings too long for the budget are clipped and listed in clipped; read them whole with field (the path)
-and offset, following next_offset. Archived scenarios can be read too."""
+Strings too long for the budget are clipped, or whole values left out, and listed in clipped; read them whole
+with field (the path) and offset, following next_offset. Archived scenarios can be read too."""
 
 
 def register_read_tools(server: MCPServer[AppState]) -> None:
