@@ -23,7 +23,7 @@ from runloop_scenarios_mcp.services.contracts import DiffEntry
 from runloop_scenarios_mcp.services.cursor import canonical
 from runloop_scenarios_mcp.services.update.changes import expand_changes
 from runloop_scenarios_mcp.services.update.changes.json_values import merge as merge_patch
-from runloop_scenarios_mcp.services.update.changes.messages import fail
+from runloop_scenarios_mcp.services.update.changes.messages import fail, use_environment
 from runloop_scenarios_mcp.upstream.models import (
     READ_ONLY_FIELDS,
     SCENARIO_FIELDS,
@@ -177,10 +177,7 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
         if key in UPDATE_FIELD_NAMES:
             patch[key] = value
         elif key == "environment_parameters":
-            raise fail(
-                "environment_parameters: use environment, as get_scenario shows it (the server sends it as "
-                "environment_parameters)."
-            )
+            raise fail(use_environment(key))
         elif current.get(key, _MISSING) == value:
             continue  # an unchanged read-only or unknown field, e.g. sent back from get_scenario: nothing to do
         elif key in READ_ONLY_FIELDS:

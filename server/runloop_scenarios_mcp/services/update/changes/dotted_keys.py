@@ -11,7 +11,15 @@ from typing import Any
 
 from runloop_scenarios_mcp.errors import InvalidChanges
 from runloop_scenarios_mcp.services.update.changes.json_values import ABSENT
-from runloop_scenarios_mcp.services.update.changes.messages import fail, json_text, nest, path_text, show, suggest
+from runloop_scenarios_mcp.services.update.changes.messages import (
+    fail,
+    json_text,
+    nest,
+    path_text,
+    show,
+    suggest,
+    use_environment,
+)
 from runloop_scenarios_mcp.services.update.changes.shapes import (
     REQUEST_ONLY_FIELD,
     SCENARIO_SHAPE,
@@ -48,7 +56,7 @@ def _dotted_refusal(key: str, segments: tuple[str, ...], value: Any, current: di
             )
     head = segments[0]
     if head == REQUEST_ONLY_FIELD:
-        return f"{shown}: use environment, as get_scenario shows it (the server sends it as {REQUEST_ONLY_FIELD})."
+        return use_environment(shown)
     if head not in TOP_FIELDS and head not in current:
         suggestion = suggest(head, list(TOP_FIELDS))
         hint = f'; did you mean "{show(suggestion)}"?' if suggestion is not None else "."

@@ -13,6 +13,7 @@ from typing import Any
 
 from runloop_scenarios_mcp.errors import InvalidChanges
 from runloop_scenarios_mcp.services.update.changes.json_values import ABSENT
+from runloop_scenarios_mcp.services.update.changes.shapes import REQUEST_ONLY_FIELD
 from runloop_scenarios_mcp.upstream.models import UPDATE_FIELD_NAMES
 
 KEY_SHOWN = 60
@@ -90,6 +91,11 @@ def unknown_key(path: tuple[str, ...], known: list[str]) -> InvalidChanges:
     return fail(
         f"{path_text(path)} is an unknown field; the fields of {path_text(path[:-1])} are: {known_list(known)}."
     )
+
+
+def use_environment(where: str) -> str:
+    """The refusal of the request's name for the environment at ``where``: changes use the name get_scenario shows."""
+    return f"{where}: use environment, as get_scenario shows it (the server sends it as {REQUEST_ONLY_FIELD})."
 
 
 def kind_of(value: Any) -> str:
