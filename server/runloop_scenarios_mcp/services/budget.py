@@ -168,7 +168,7 @@ def count_serialized(text: str, *, remember: bool = False) -> int:
 
 _PART_CACHE_ENTRIES = 4096
 _PART_CACHE_BYTES = 16 * 1024 * 1024
-_part_counts: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+_part_counts: OrderedDict[tuple[str, str], tuple[int, ...]] = OrderedDict()
 _part_bytes = 0
 _part_lock = threading.Lock()
 
@@ -178,25 +178,27 @@ def _counts(text: str) -> tuple[int, ...]:
     return tuple(len(load_encoding(name).encode_ordinary(text)) for name in ENCODING_NAMES)
 
 
-def _cached_counts(text: str) -> tuple[int, ...]:
-    """:func:`_counts`, remembered in a small LRU bounded in entries and bytes (items repeat across calls)."""
+def _cached_counts(text: str, *, skip: int = 0, suffix: str = "") -> tuple[int, ...]:
+    """:func:`_counts` of ``text[skip:] + suffix``, remembered in a small LRU bounded in entries and bytes (items
+    repeat across calls). Keyed by ``text`` itself (its hash is kept on the string), so no part is built on a hit."""
     global _part_bytes
+    key = (text, suffix if skip == 0 else f"{skip}:{suffix}")
     with _part_lock:
-        hit = _part_counts.get(text)
+        hit = _part_counts.get(key)
         if hit is not None:
-            _part_counts.move_to_end(text)
+            _part_counts.move_to_end(key)
             return hit
-    counts = _counts(text)
+    counts = _counts(text[skip:] + suffix if skip or suffix else text)
     size = sys.getsizeof(text)
     if size > _PART_CACHE_BYTES // 16:
         return counts
     with _part_lock:
-        if text not in _part_counts:
-            _part_counts[text] = counts
+        if key not in _part_counts:
+            _part_counts[key] = counts
             _part_bytes += size
             while len(_part_counts) > _PART_CACHE_ENTRIES or _part_bytes > _PART_CACHE_BYTES:
                 old, _ = _part_counts.popitem(last=False)
-                _part_bytes -= sys.getsizeof(old)
+                _part_bytes -= sys.getsizeof(old[0])
     return counts
 
 
@@ -208,19 +210,27 @@ def part_cache_size() -> tuple[int, int]:
 
 def list_json(head: dict[str, Any], key: str, items: list[str]) -> str:
     """``to_json({**head, key: items})`` given each item's compact JSON (``key`` must not be in ``head``)."""
+    return _opening(head, key) + ",".join(items) + "]}"
+
+
+def _cuttable(items: list[str]) -> bool:
+    """Whether every item opens with ``{"`` and an ASCII letter (where the page may be cut: see above)."""
+    return bool(items) and all(len(item) > 2 and item.startswith('{"') and _ascii_letter(item[2]) for item in items)
+
+
+def _opening(head: dict[str, Any], key: str) -> str:
     opening = to_json(head)[:-1]
-    return (opening + "," if len(opening) > 1 else opening) + to_json(key) + ":[" + ",".join(items) + "]}"
+    return (opening + "," if len(opening) > 1 else opening) + to_json(key) + ":["
 
 
 def list_parts(head: dict[str, Any], key: str, items: list[str]) -> list[str] | None:
     """The list page :func:`list_json` cut where the tokenizers start a piece, or None if it cannot be cut so."""
-    if not items or not all(len(item) > 2 and item.startswith('{"') and _ascii_letter(item[2]) for item in items):
+    if not _cuttable(items):
         return None
-    opening = to_json(head)[:-1]
-    parts = [(opening + "," if len(opening) > 1 else opening) + to_json(key) + ':[{"']
     last = len(items) - 1
-    parts.extend(item[2:] + (',{"' if index < last else "]}") for index, item in enumerate(items))
-    return parts
+    return [_opening(head, key) + '{"'] + [
+        item[2:] + (',{"' if index < last else "]}") for index, item in enumerate(items)
+    ]
 
 
 def _ascii_letter(char: str) -> bool:
@@ -230,17 +240,19 @@ def _ascii_letter(char: str) -> bool:
 def count_list_json(head: dict[str, Any], key: str, items: list[str]) -> tuple[str, int]:
     """The compact JSON of ``{**head, key: items}`` (items given as their compact JSON) and its exact count.
 
-    The same number :func:`count_json` gives the whole, summed per encoding over parts whose counts are
-    remembered (see above), so a page whose items were counted before costs only its envelope.
+    The same number :func:`count_json` gives the whole: summed per encoding over the parts of
+    :func:`list_parts`, whose counts are remembered (see above), so a page whose items were counted before
+    costs only its envelope.
     """
-    text = list_json(head, key, items)
-    parts = list_parts(head, key, items)
-    if parts is None:
+    opening = _opening(head, key)
+    text = opening + ",".join(items) + "]}"
+    if not _cuttable(items):
         return text, count_text(text)
-    totals = list(_counts(parts[0]))
-    for part in parts[1:]:
-        for index, count in enumerate(_cached_counts(part)):
-            totals[index] += count
+    totals = list(_counts(opening + '{"'))
+    last = len(items) - 1
+    for index, item in enumerate(items):
+        for encoding, count in enumerate(_cached_counts(item, skip=2, suffix=',{"' if index < last else "]}")):
+            totals[encoding] += count
     return text, max(totals)
 
 

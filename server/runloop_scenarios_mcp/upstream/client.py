@@ -648,16 +648,16 @@ def _too_deep() -> MalformedResponse:
     )
 
 
-_AN_ASCII_ESCAPE = re.compile(rb"\\(?:u00[0-7]|/)")
-"""A JSON escape that decodes to an ASCII character (``\\u0041``, ``\\/``); other escapes give quotes,
-backslashes, control characters or non-ASCII ones."""
+_AN_ASCII_ESCAPE = re.compile(rb"\\(?:u00[2-7]|/)")
+"""A JSON escape that decodes to a printable ASCII character (``\\u0041``, ``\\/``; ``\\u007f`` too, to be
+simple); other escapes give quotes, backslashes, control characters or non-ASCII ones."""
 
 
 def _cannot_hold(raw: bytes, secret: str) -> bool:
     """True when no string parsed from ``raw`` can contain ``secret`` (so there is nothing to redact).
 
     A key of printable ASCII without quotes or backslashes can appear in a parsed string only as its own bytes
-    in the body, or spelled with escapes that decode to ASCII characters; with neither in the body, it is not
+    in the body, or spelled with escapes that decode to printable ASCII characters; with neither in the body, it is not
     there. The body must be UTF-8 (it starts with ``{`` or ``[``). Anything else is inspected string by string.
     """
     if not secret:
