@@ -20,7 +20,7 @@ from pydantic import ValidationError, WithJsonSchema
 
 from runloop_scenarios_mcp.config import MIN_MAX_TOKENS
 from runloop_scenarios_mcp.errors import InvalidArgument, RunloopMcpError, to_tool_message
-from runloop_scenarios_mcp.services.budget import count_json, json_of
+from runloop_scenarios_mcp.services.budget import count_json, json_of, to_json
 from runloop_scenarios_mcp.services.contracts import ToolInput, ToolResult
 from runloop_scenarios_mcp.services.state import AppState
 from runloop_scenarios_mcp.upstream.client import REDACTED, call_deadline
@@ -75,11 +75,12 @@ def _too_deep(arguments: dict[str, Any]) -> str | None:
     return None
 
 
-def redact_result(result: dict[str, Any], secrets: tuple[str, ...]) -> dict[str, Any]:
-    """``result`` with every secret value replaced in its strings and keys (its token count updated)."""
+def redact_result(result: dict[str, Any], secrets: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    """``result`` with every secret value replaced in its strings and keys (its token count updated), and its
+    compact JSON (serialized once when nothing is replaced)."""
     text = json_of(result)
     if not any(secret and secret in text for secret in secrets):
-        return result
+        return result, text
     logger.warning("secret_in_result redacted=true")
 
     def clean(value: Any) -> Any:
@@ -96,7 +97,7 @@ def redact_result(result: dict[str, Any], secrets: tuple[str, ...]) -> dict[str,
     cleaned: dict[str, Any] = clean(result)
     if "estimated_tokens" in cleaned:
         cleaned["estimated_tokens"] = count_json(cleaned) + 1
-    return cleaned
+    return cleaned, to_json(cleaned)
 
 
 def _short(value: Any) -> str:
@@ -174,8 +175,8 @@ def register(
             return error_result(to_tool_message(exc))
         if isinstance(result, InputRequiredResult):
             return result
-        result = redact_result(result, state.settings.secret_values)
-        return CallToolResult(content=[TextContent(type="text", text=json_of(result))], structured_content=result)
+        result, text = redact_result(result, state.settings.secret_values)
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
 
     call.__name__ = name
     call.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
