@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from runloop_scenarios_mcp.emulator.data import generate_dataset
 from runloop_scenarios_mcp.errors import InvalidArgument, InvalidChanges
+from runloop_scenarios_mcp.services.merge_patch import merge_patch
 from runloop_scenarios_mcp.services.update.changes import MAX_DEPTH, expand_changes
-from runloop_scenarios_mcp.services.update.changes.json_values import merge as merge_patch
 
 STATEMENT = (
     "# cli: retries sleep far too long\n\n"

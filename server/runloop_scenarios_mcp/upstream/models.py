@@ -271,3 +271,16 @@ UPDATE_FIELD_NAMES: dict[str, str] = {
     "scorer_timeout_sec": "scorer_timeout_sec",
     "validation_type": "validation_type",
 }
+
+CLEAR_VALUES: dict[str, Any] = {
+    "metadata": {},
+    "required_environment_variables": [],
+    "required_secret_names": [],
+    "reference_output": "",
+}
+"""Top-level fields the API clears with an empty value (docs/upstream-api.md, "Update body fields")."""
+EMPTY_SUBFIELD: dict[str, dict[str, Any]] = {
+    "input_context": {"additional_context": {}},
+    "scoring_contract": {"scoring_function_parameters": []},
+}
+"""Sub-fields of the one-level update types, sent as empty when removed (absent would mean "keep")."""

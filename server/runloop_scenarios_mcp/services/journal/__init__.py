@@ -1,5 +1,6 @@
 """The undo journal and audit trail, in a database shared by every server process and replica.
 
+- ``backends.py``: which store a database URL opens.
 - ``store.py``: what the services need from a database (:class:`JournalStore`), the rows, the connection pool.
 - ``sqlite.py`` (the default, a file in the user's state directory) and ``postgres.py`` (psycopg, imported
   only there): the two backends, each with its cross-process per-scenario write lock.
@@ -10,6 +11,7 @@
 """
 
 from runloop_scenarios_mcp.errors import JournalError
+from runloop_scenarios_mcp.services.journal.backends import open_store
 from runloop_scenarios_mcp.services.journal.service import Journal, undo_changes
 from runloop_scenarios_mcp.services.journal.store import (
     AuditContext,
@@ -17,7 +19,6 @@ from runloop_scenarios_mcp.services.journal.store import (
     EntryRow,
     JournalStore,
     Outcome,
-    open_store,
 )
 
 __all__ = [

@@ -16,9 +16,10 @@ from typing import TextIO
 
 from runloop_scenarios_mcp.config import DatabaseUrl
 from runloop_scenarios_mcp.errors import JournalError
+from runloop_scenarios_mcp.services.journal.backends import open_store
 from runloop_scenarios_mcp.services.journal.jsonl_import import import_jsonl
 from runloop_scenarios_mcp.services.journal.service import undo_changes, unusable
-from runloop_scenarios_mcp.services.journal.store import EntryFilter, EntryRow, JournalStore, open_store, parse_iso
+from runloop_scenarios_mcp.services.journal.store import EntryFilter, EntryRow, JournalStore, parse_iso
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -16,12 +16,12 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -39,7 +39,25 @@ from runloop_scenarios_mcp.services.journal.store import (
     SchemaTooNew,
     TokenAlreadyClaimed,
 )
-from runloop_scenarios_mcp.services.update.plan import CLEAR_VALUES, Plan, make_merge_patch
+from runloop_scenarios_mcp.services.merge_patch import make_merge_patch
+from runloop_scenarios_mcp.upstream.models import CLEAR_VALUES
+
+
+class _Changed(Protocol):
+    path: str
+
+
+class PlannedWrite(Protocol):
+    """What the journal records of a write before it is sent (services/update/plan.py's Plan is one)."""
+
+    scenario_id: str
+    before: dict[str, Any]
+    expected: dict[str, Any]
+    body: dict[str, Any]
+
+    @property
+    def diff(self) -> Sequence[_Changed]: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +162,7 @@ class Journal:
         """``"applied"`` or ``"unknown"`` when a write with this preview token happened or may have; else None."""
         return await self._call(partial(self.store.used_token, scenario_id, nonce))
 
-    async def prepare(self, plan: Plan, nonce: str, audit: AuditContext | None = None) -> str:
+    async def prepare(self, plan: PlannedWrite, nonce: str, audit: AuditContext | None = None) -> str:
         """Commit the entry (previous version, body, who asked) before the write; its id.
 
         The commit also claims the preview token's nonce, atomically across every process: a token held by

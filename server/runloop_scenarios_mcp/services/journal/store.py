@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from runloop_scenarios_mcp.config import DatabaseUrl, parse_database_url
+from runloop_scenarios_mcp.config import DatabaseUrl
 
 logger = logging.getLogger(__name__)
 
@@ -223,19 +223,6 @@ class JournalStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close every connection (held locks are released by the database)."""
-
-
-def open_store(database: DatabaseUrl | str) -> JournalStore:
-    """The store for a checked URL; psycopg is imported only for PostgreSQL."""
-    if isinstance(database, str):
-        database = parse_database_url(database)
-    if database.kind == "postgresql":
-        from runloop_scenarios_mcp.services.journal.postgres import PostgresStore
-
-        return PostgresStore(database)
-    from runloop_scenarios_mcp.services.journal.sqlite import SqliteStore
-
-    return SqliteStore(database)
 
 
 def iso(moment: datetime) -> str:

@@ -21,10 +21,12 @@ from runloop_scenarios_mcp.errors import shown
 from runloop_scenarios_mcp.services.budget import is_clipped_text
 from runloop_scenarios_mcp.services.contracts import DiffEntry
 from runloop_scenarios_mcp.services.cursor import canonical
+from runloop_scenarios_mcp.services.merge_patch import merge_patch
 from runloop_scenarios_mcp.services.update.changes import expand_changes
-from runloop_scenarios_mcp.services.update.changes.json_values import merge as merge_patch
 from runloop_scenarios_mcp.services.update.changes.messages import fail, use_environment
 from runloop_scenarios_mcp.upstream.models import (
+    CLEAR_VALUES,
+    EMPTY_SUBFIELD,
     READ_ONLY_FIELDS,
     SCENARIO_FIELDS,
     SCORER_TYPES,
@@ -37,18 +39,6 @@ from runloop_scenarios_mcp.upstream.models import (
 _NAME = re.compile(SCORING_FUNCTION_NAME_PATTERN)
 _MISSING: Any = object()
 
-CLEAR_VALUES: dict[str, Any] = {
-    "metadata": {},
-    "required_environment_variables": [],
-    "required_secret_names": [],
-    "reference_output": "",
-}
-"""Top-level fields the API clears with an empty value (docs/upstream-api.md, "Update body fields")."""
-EMPTY_SUBFIELD: dict[str, dict[str, Any]] = {
-    "input_context": {"additional_context": {}},
-    "scoring_contract": {"scoring_function_parameters": []},
-}
-"""Sub-fields of the one-level update types, sent as empty when removed (absent would mean "keep")."""
 SCORER_REQUIRED: dict[str, tuple[str, ...]] = {
     "ast_grep_scorer": ("pattern", "search_directory"),
     "custom_scorer": ("custom_scorer_type",),
@@ -63,21 +53,6 @@ def digest(value: Any) -> str:
 def fingerprint(scenario: dict[str, Any]) -> str:
     """The version of a scenario as read: any change to any field changes it."""
     return digest(scenario)
-
-
-def make_merge_patch(source: Any, target: Any) -> Any:
-    """The merge patch that turns ``source`` into ``target`` (used to undo a change)."""
-    if not isinstance(source, dict) or not isinstance(target, dict):
-        return target
-    patch: dict[str, Any] = {}
-    for key in source.keys() - target.keys():
-        patch[key] = None
-    for key, value in target.items():
-        if key not in source:
-            patch[key] = value
-        elif source[key] != value:
-            patch[key] = make_merge_patch(source[key], value)
-    return patch
 
 
 def diff(before: Any, after: Any, path: str = "") -> list[DiffEntry]:

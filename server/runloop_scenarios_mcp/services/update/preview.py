@@ -46,9 +46,7 @@ class UpdateRequest:
             )
 
 
-async def resolve_changes(
-    journal: Journal, request: UpdateRequest, current: dict[str, Any]
-) -> tuple[Plan, list[str]]:
+async def resolve_changes(journal: Journal, request: UpdateRequest, current: dict[str, Any]) -> tuple[Plan, list[str]]:
     """The plan for this request against ``current``; a restore first becomes the changes that undo its entry."""
     request.check()
     if request.restore is not None:

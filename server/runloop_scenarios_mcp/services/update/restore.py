@@ -12,12 +12,11 @@ from typing import Any
 
 from runloop_scenarios_mcp.errors import InvalidChanges
 from runloop_scenarios_mcp.services.journal import Journal
-from runloop_scenarios_mcp.services.update.plan import CLEAR_VALUES, make_merge_patch
+from runloop_scenarios_mcp.services.merge_patch import make_merge_patch
+from runloop_scenarios_mcp.upstream.models import CLEAR_VALUES
 
 
-async def restore_changes(
-    journal: Journal, entry: str, current: dict[str, Any]
-) -> tuple[dict[str, Any], list[str]]:
+async def restore_changes(journal: Journal, entry: str, current: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The changes that make ``current`` hold the fields saved in ``entry`` again, and warnings for the rest."""
     saved = await journal.saved_version(entry)
     if saved["scenario_id"] != current.get("id"):

@@ -27,19 +27,3 @@ def copy_json(value: Any) -> Any:
             else:
                 target.append(clone)
     return top
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7396: objects merge recursively, null removes, anything else replaces (plan.py uses it as merge_patch).
-
-    Non-mutating; the result may share untouched parts with ``target`` (callers copy what they change).
-    """
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from runloop_scenarios_mcp.errors import InvalidChanges
-from runloop_scenarios_mcp.services.update.changes.json_values import ABSENT, copy_json, merge
+from runloop_scenarios_mcp.services.merge_patch import merge_patch as merge
+from runloop_scenarios_mcp.services.update.changes.json_values import ABSENT, copy_json
 from runloop_scenarios_mcp.services.update.changes.messages import (
     VALUE_SHOWN,
     fail,
