@@ -38,6 +38,7 @@ from typing import Any
 import anyio
 import httpx
 from mcp import Client
+from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent
 from pydantic import SecretStr
 
@@ -72,15 +73,36 @@ def _small_active(emulator: Emulator) -> str:
     return str(ids[0])
 
 
+def _floor_server(bare: httpx.AsyncClient) -> MCPServer:
+    """A bare MCPServer whose one tool is the same GET, returned as is: the SDK's own cost of a tool call."""
+    server = MCPServer(name="floor")
+
+    @server.tool()
+    async def get(scenario_id: str) -> dict[str, Any]:
+        response = await bare.get(f"/v1/scenarios/{scenario_id}")
+        result: dict[str, Any] = response.json()
+        return result
+
+    return server
+
+
 async def latency(rounds: int, mode: str) -> dict[str, list[float]]:
     emulator = Emulator(api_key=KEY)
     sid = _small_active(emulator)
-    times: dict[str, list[float]] = {"bare GET": [], "bare POST": [], "bare GET+POST": [], "preview": [], "apply": []}
+    times: dict[str, list[float]] = {
+        "bare GET": [],
+        "bare POST": [],
+        "bare GET+POST": [],
+        "MCP floor GET": [],
+        "preview": [],
+        "apply": [],
+    }
     with LoopbackEmulator(emulator) as loopback, tempfile.TemporaryDirectory() as tmp:
         server = build_server(_settings(loopback.base_url, Path(tmp) / "journal.jsonl"))
         async with (
             Client(server, mode=mode) as client,
             httpx.AsyncClient(base_url=loopback.base_url, headers={"Authorization": f"Bearer {KEY}"}) as bare,
+            Client(_floor_server(bare), mode=mode) as floor,
         ):
             for i in range(rounds + 5):  # the first five warm up connections and caches
                 changes = {"metadata": {"bench": str(i)}}
@@ -110,7 +132,12 @@ async def latency(rounds: int, mode: str) -> dict[str, list[float]]:
                 response = await bare.post(f"/v1/scenarios/{sid}", json=body)
                 t_bare = time.perf_counter() - start
                 assert response.status_code == 200
+                start = time.perf_counter()
+                floored = await floor.call_tool("get", {"scenario_id": sid})
+                t_floor = time.perf_counter() - start
+                assert not floored.is_error
                 if i >= 5:
+                    times["MCP floor GET"].append(t_floor * 1000)
                     times["preview"].append(t_preview * 1000)
                     times["apply"].append(t_apply * 1000)
                     times["bare GET"].append(t_get * 1000)
@@ -324,9 +351,10 @@ def main() -> None:
     print(f"update_scenario latency, {args.rounds} rounds, MCP {'2025-11-25' if args.legacy else '2026-07-28'}, ")
     print("emulator on loopback HTTP (ms; bare = httpx straight to the same emulator, same rounds of the same run)")
     print("preview does one GET, so its baseline is a bare GET; apply re-reads (GET) and then POSTs, so its")
-    print("baseline is a bare GET+POST pair (the same two requests, timed back to back in each round)")
+    print("baseline is a bare GET+POST pair (the same two requests, timed back to back in each round). MCP floor GET:")
+    print("a bare MCPServer tool doing the same GET through the same in-memory client (the SDK's share)")
     print(f"{'':14} {'p50':>8} {'p95':>8} {'p50 ratio':>10} {'p95 ratio':>10}  baseline")
-    baselines = {"preview": "bare GET", "apply": "bare GET+POST"}
+    baselines = {"MCP floor GET": "bare GET", "preview": "bare GET", "apply": "bare GET+POST"}
     for name, values in times.items():
         p50, p95 = _pct(values, 0.5), _pct(values, 0.95)
         if name in baselines:
