@@ -325,3 +325,15 @@ async def test_adding_and_removing_scorers_shows_them_by_name_even_at_the_smalle
         assert not any(p == base for p in paths)  # never the whole list as one entry
         assert f"{base}.{kept}" not in paths  # an untouched scorer is not in the diff
         assert shown.get("diff_omitted", 0) == 0
+
+
+def test_the_confirmation_summary_never_exceeds_its_cap() -> None:
+    from runloop_scenarios_mcp.services.contracts import DiffEntry
+    from runloop_scenarios_mcp.services.update.diff_view import CONFIRM_MAX_CHARS, confirmation_text
+
+    long = "x" * 1_000
+    entries = [DiffEntry(path=f"metadata.{'k' * 300}{i}", before=long, after=long + "y") for i in range(40)]
+    text = confirmation_text("scn_1", entries, ["w" * 500] * 5)
+    assert len(text) <= CONFIRM_MAX_CHARS
+    assert text.startswith("Apply this change to Runloop scenario scn_1?")
+    assert text.endswith("more lines (the preview shows every change)")

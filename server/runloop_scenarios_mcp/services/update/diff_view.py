@@ -134,6 +134,8 @@ def text_regions(before: str, after: str) -> tuple[list[dict[str, Any]], int]:
 
 CONFIRM_ENTRIES = 12
 CONFIRM_VALUE_CHARS = 160
+CONFIRM_MAX_CHARS = 4_000
+"""The whole summary a person reads; lines past it are dropped and counted (the preview shows every change)."""
 
 
 def _render(value: Any) -> str:
@@ -143,7 +145,7 @@ def _render(value: Any) -> str:
 
 def confirmation_text(scenario_id: str, entries: list[DiffEntry], warnings: list[str]) -> str:
     """The bounded, readable summary a person is asked to confirm: at most 12 entries (3 regions each) and 3
-    warnings, every path, value and warning cut at 160 characters (so at most about 16,500 characters)."""
+    warnings, every path, value and warning cut at 160 characters, and the whole at most 4,000 characters."""
     lines = [f"Apply this change to Runloop scenario {scenario_id}?"]
     for entry in entries[:CONFIRM_ENTRIES]:
         shown = show_entry(entry)
@@ -163,4 +165,13 @@ def confirmation_text(scenario_id: str, entries: list[DiffEntry], warnings: list
         lines.append(f"... and {len(entries) - CONFIRM_ENTRIES} more changed values")
     for warning in warnings[:3]:
         lines.append(f"Warning: {warning[:CONFIRM_VALUE_CHARS]}")
-    return "\n".join(lines)
+    kept: list[str] = []
+    size = 0
+    for index, line in enumerate(lines):
+        tail = f"... and {len(lines) - index} more lines (the preview shows every change)"
+        if size + len(line) + 1 + len(tail) > CONFIRM_MAX_CHARS and index < len(lines) - 1:
+            kept.append(tail)
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)
