@@ -143,6 +143,7 @@ async def test_each_refusal_is_distinct_actionable_and_writes_nothing(
         messages[label] = error_text(result)
         assert fragment in messages[label], (label, messages[label])
         assert "dry run" in messages[label] or "dry_run=true" in messages[label], messages[label]
+        assert messages[label].endswith("Nothing was written."), messages[label]  # as every refusal before a write
     assert emulator.posts() == [] and emulator.snapshot() == before
 
     # scenario changed since the preview

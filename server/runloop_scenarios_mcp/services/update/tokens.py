@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from runloop_scenarios_mcp.config import DEFAULT_PREVIEW_TTL
-from runloop_scenarios_mcp.errors import PreviewRefused
+from runloop_scenarios_mcp.errors import PreviewRefused, RefusalReason
 from runloop_scenarios_mcp.services import keys
 
 PREFIX = "pv_"
@@ -115,7 +115,7 @@ class PreviewTokens:
     def open(self, token: str | None, scenario_id: str, changes_digest: str, now: float | None = None) -> TokenClaims:
         """Everything that can be checked before reading the scenario, in the order an agent can fix it."""
         if not token:
-            raise PreviewRefused(
+            raise _refused(
                 "missing",
                 "dry_run=false needs preview_token. Call update_scenario with dry_run=true and these changes first, "
                 "review the diff, then call again with dry_run=false and the preview_token it returned.",
@@ -123,7 +123,7 @@ class PreviewTokens:
         raw = _decode(token)
         key = self._issuer(raw, scenario_id)
         if raw is None or key is None:
-            raise PreviewRefused(
+            raise _refused(
                 "invalid",
                 "preview_token is not valid: it was altered, truncated, or issued by another server (or this server "
                 "restarted without RUNLOOP_MCP_SECRET). Run the dry run again to get a new token.",
@@ -131,18 +131,18 @@ class PreviewTokens:
         expires, nonce, scenario_tag, changes_tag, after_tag, seal, _check = _LAYOUT.unpack(raw)
         head = raw[:10]
         if not hmac.compare_digest(scenario_tag, self._mac(b"s", head, scenario_id, size=2, key=key)):
-            raise PreviewRefused(
+            raise _refused(
                 "invalid",
                 "preview_token was issued for another scenario. Run the dry run for this scenario_id to get its token.",
             )
         if (time.time() if now is None else now) > expires:
-            raise PreviewRefused(
+            raise _refused(
                 "expired",
                 f"preview_token has expired (tokens last {self.ttl // 60} minutes). Run the dry run again, check the "
                 "diff, and apply with the new token.",
             )
         if not hmac.compare_digest(changes_tag, self._mac(b"c", head, changes_digest, size=2, key=key)):
-            raise PreviewRefused(
+            raise _refused(
                 "changes_differ",
                 "changes differ from the ones this preview_token was issued for. Apply exactly the previewed changes "
                 "(or the same restore), or run a dry run of the new changes first.",
@@ -159,6 +159,11 @@ class PreviewTokens:
         """True when ``version`` is the scenario the preview expected after its write (already applied)."""
         head = struct.pack(">I", claims.expires) + bytes.fromhex(claims.nonce)
         return hmac.compare_digest(claims.after_tag, self._mac(b"a", head, version, size=2, key=claims.key))
+
+
+def _refused(reason: RefusalReason, message: str) -> PreviewRefused:
+    """A refusal before anything is sent, saying so as every other such refusal does."""
+    return PreviewRefused(reason, message + " Nothing was written.")
 
 
 def _decode(token: str) -> bytes | None:
