@@ -18,7 +18,8 @@ from runloop_scenarios_mcp.upstream.models import ScenarioView, ScoringFunction
 
 SCORERS_PATH = ("scoring_contract", "scoring_function_parameters")
 REQUEST_ONLY_FIELD = "environment_parameters"
-"""The update request's name of ``environment``; plan_update refuses it with its own message."""
+"""The update request's name of ``environment``: refused in changes with ``messages.use_environment`` (at the top
+level by plan_update)."""
 
 
 class Free:
