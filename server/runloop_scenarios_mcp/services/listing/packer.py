@@ -79,6 +79,7 @@ class Envelope:
     """Whether this page continues a cursor (a first page says more)."""
     total_asked: bool
     _texts: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cursors: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def _text(self) -> str | None:
@@ -91,7 +92,11 @@ class Envelope:
         """The result and its token count (by both tokenizers, as sent)."""
         cursor = None
         if state.has_more and state.after is not None:
-            cursor = self.codec.encode(CursorState(after=state.after, query=self.query))
+            cursor = self._cursors.get(state.after)
+            if cursor is None:  # (the same for the same id: the page is built a few times while it is settled)
+                cursor = self._cursors[state.after] = self.codec.encode(
+                    CursorState(after=state.after, query=self.query)
+                )
         has_more = cursor is not None
         out: dict[str, Any] = {"returned": len(items), "has_more": has_more, "next_cursor": cursor}
         if state.total_count is not None:
