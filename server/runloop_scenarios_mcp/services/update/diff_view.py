@@ -55,13 +55,12 @@ def show_entry(entry: DiffEntry) -> dict[str, Any]:
 
 def _shorten(value: Any) -> Any:
     """A long string alone (added or removed) as its start and a clip marker."""
-    if isinstance(value, str) and len(value) > LONG_TEXT:
-        return value[:LONG_TEXT] + clip_marker(len(value) - LONG_TEXT)
-    return value
+    return _clip(value, LONG_TEXT) if isinstance(value, str) else value
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= REGION_CHARS else text[:REGION_CHARS] + clip_marker(len(text) - REGION_CHARS)
+def _clip(text: str, limit: int = REGION_CHARS) -> str:
+    """``text`` cut to its first ``limit`` characters and a clip marker, when longer."""
+    return text if len(text) <= limit else text[:limit] + clip_marker(len(text) - limit)
 
 
 def _spans(before: str, after: str) -> list[tuple[int, int, int, int]]:
