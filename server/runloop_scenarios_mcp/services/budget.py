@@ -167,7 +167,7 @@ def count_serialized(text: str, *, remember: bool = False) -> int:
 # on every page of walks over the emulator's and the fake's data and on hostile strings.
 
 _PART_CACHE_ENTRIES = 4096
-_PART_CACHE_BYTES = 16 * 1024 * 1024
+_PART_CACHE_BYTES = 8 * 1024 * 1024
 _part_counts: OrderedDict[tuple[str, str], tuple[int, ...]] = OrderedDict()
 _part_bytes = 0
 _part_lock = threading.Lock()
