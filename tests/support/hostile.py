@@ -98,8 +98,13 @@ class StdioServer:
 
     def _send(self, message: dict[str, Any]) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message).encode() + b"\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            self.process.wait(timeout=10)
+            tail = bytes(self.stderr[-2000:]).decode(errors="replace")
+            raise RuntimeError(f"the server exited (code {self.process.returncode}): {tail}") from None
 
     def request(
         self, method: str, params: dict[str, Any], timeout: float = CALL_BOUND
