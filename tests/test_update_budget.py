@@ -337,3 +337,19 @@ def test_the_confirmation_summary_never_exceeds_its_cap() -> None:
     assert len(text) <= CONFIRM_MAX_CHARS
     assert text.startswith("Apply this change to Runloop scenario scn_1?")
     assert text.endswith("more lines (the preview shows every change)")
+
+
+async def test_a_field_holding_the_api_key_is_never_written_back_redacted(mcp: Session, emulator: Emulator) -> None:
+    from tests.support.common import CANARY_KEY
+
+    scenario = active_scenario(emulator, small_scenario)
+    scenario = dict(scenario, metadata={**scenario["metadata"], "deploy_token": CANARY_KEY})
+    emulator.put(scenario)
+    message = await mcp.error("update_scenario", {"scenario_id": scenario["id"], "changes": {"metadata": {"x": "y"}}})
+    assert "metadata holds a secret value" in message and "Nothing was written" in message
+    assert CANARY_KEY not in message
+    # other fields stay editable, and the secret is left as it was
+    preview = await preview_update(mcp, scenario["id"], {"name": "still-editable"})
+    assert not (await apply_update(mcp, scenario["id"], {"name": "still-editable"}, preview["preview_token"])).is_error
+    stored = emulator.get(scenario["id"])
+    assert stored is not None and stored["metadata"]["deploy_token"] == CANARY_KEY

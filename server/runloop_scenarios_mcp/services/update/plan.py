@@ -24,6 +24,7 @@ from runloop_scenarios_mcp.services.cursor import canonical
 from runloop_scenarios_mcp.services.merge_patch import merge_patch
 from runloop_scenarios_mcp.services.update.changes import expand_changes
 from runloop_scenarios_mcp.services.update.changes.messages import fail, use_environment
+from runloop_scenarios_mcp.upstream.client import REDACTED
 from runloop_scenarios_mcp.upstream.models import (
     CLEAR_VALUES,
     EMPTY_SUBFIELD,
@@ -200,6 +201,12 @@ def plan_update(current: dict[str, Any], changes: dict[str, Any]) -> Plan:
         raise fail(
             "These changes leave the scenario as it is, so there is nothing to preview or apply. Compare with "
             "get_scenario and send the values you want to change."
+        )
+    hiding = [name for name, sent in body.items() if REDACTED in canonical(sent)]
+    if hiding:
+        raise fail(
+            f"{', '.join(hiding)} holds a secret value (this server's API key, shown as {REDACTED} when read), and "
+            "writing the field back would replace the secret with that marker. Change this field in Runloop directly"
         )
     warnings = _validate(expected, set(body), _scorer_types(current))
     return Plan(scenario_id=scenario_id, before=current, expected=expected, body=body, diff=entries, warnings=warnings)
