@@ -241,10 +241,14 @@ async def test_the_api_key_echoed_by_the_upstream_never_reaches_a_result(server:
     ]
     for tool, arguments in calls:
         result = await server.call(tool, arguments)
-        assert not result.is_error, result_text(result)
         everything = result_text(result) + json.dumps(result.structured_content)
         assert CANARY_KEY not in everything
         assert "[redacted]" in everything
+        if tool == "update_scenario":
+            # the echo landed in metadata: writing it back would store the marker in place of the secret
+            assert result.is_error and "metadata holds a secret value" in everything, everything
+        else:
+            assert not result.is_error, result_text(result)
     assert server.loopback.faults.injected and {kind for _, _, kind in server.loopback.faults.injected} == {"echo_key"}
 
 
