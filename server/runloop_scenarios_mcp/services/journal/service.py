@@ -9,7 +9,6 @@ into the changes that restore its previous version (``journal undo``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -39,8 +38,7 @@ from runloop_scenarios_mcp.services.journal.store import (
     SchemaTooNew,
     TokenAlreadyClaimed,
 )
-from runloop_scenarios_mcp.services.merge_patch import make_merge_patch
-from runloop_scenarios_mcp.upstream.models import CLEAR_VALUES
+from runloop_scenarios_mcp.services.way_back import changes_back
 
 
 class _Changed(Protocol):
@@ -284,33 +282,15 @@ def undo_changes(row: EntryRow) -> dict[str, Any]:
             f"Journal entry {row.entry} records a write that failed: the scenario was not changed, so there is "
             "nothing to undo."
         )
-    before: dict[str, Any] = row.before or {}
     after: dict[str, Any] = row.after or {}
-    changes: dict[str, Any] = {}
-    notes: list[str] = []
+    body = row.body or {}
+    fields = [read_name(request_name) for request_name in body]
+    written = {read_name(name): after.get(read_name(name), sent) for name, sent in body.items()}
+    changes, notes = changes_back(row.before or {}, fields, written)
     if row.outcome != "applied":
-        notes.append(
+        notes.insert(
+            0,
             "The outcome of this write is unknown: the dry run shows whether the scenario differs from its previous "
-            "version at all."
+            "version at all.",
         )
-    for request_name, sent in (row.body or {}).items():
-        name = read_name(request_name)
-        written = after.get(name, sent)
-        if name not in before:
-            if name in CLEAR_VALUES:
-                changes[name] = None  # clears to the API's empty value
-                notes.append(f"{name} was absent before; undo sets it to {json.dumps(CLEAR_VALUES[name])}.")
-            else:
-                notes.append(f"{name} was absent before and the Runloop API cannot remove it; it is left as is.")
-            continue
-        previous = before[name]
-        if previous is None and name not in CLEAR_VALUES:
-            notes.append(f"{name} was null before and the Runloop API cannot clear it; it is left as is.")
-            continue
-        if isinstance(previous, dict) and isinstance(written, dict):
-            patch = make_merge_patch(written, previous)
-            if patch != {}:
-                changes[name] = patch
-        elif previous != written:
-            changes[name] = previous
     return {"scenario_id": row.scenario_id, "changes": changes, "outcome": row.outcome, "notes": notes}

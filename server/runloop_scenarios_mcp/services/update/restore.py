@@ -12,8 +12,7 @@ from typing import Any
 
 from runloop_scenarios_mcp.errors import InvalidChanges
 from runloop_scenarios_mcp.services.journal import Journal
-from runloop_scenarios_mcp.services.merge_patch import make_merge_patch
-from runloop_scenarios_mcp.upstream.models import CLEAR_VALUES
+from runloop_scenarios_mcp.services.way_back import changes_back
 
 
 async def restore_changes(journal: Journal, entry: str, current: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -29,26 +28,4 @@ async def restore_changes(journal: Journal, entry: str, current: dict[str, Any])
             f"Journal entry {entry} records a write that failed, so the scenario was not changed by it and there is "
             "nothing to restore. Nothing was written."
         )
-    before: dict[str, Any] = saved["before"]
-    changes: dict[str, Any] = {}
-    warnings: list[str] = []
-    for name in saved["fields"]:
-        now = current.get(name)
-        if name not in before or before[name] is None:
-            if name in CLEAR_VALUES:
-                if now not in (None, CLEAR_VALUES[name]):
-                    changes[name] = None  # cleared to the API's empty value
-            else:
-                warnings.append(
-                    f"{name} was {'absent' if name not in before else 'null'} in the saved version and the Runloop "
-                    "API cannot remove it, so it cannot be restored and is left as it is."
-                )
-            continue
-        previous = before[name]
-        if isinstance(previous, dict) and isinstance(now, dict):
-            patch = make_merge_patch(now, previous)
-            if patch != {}:
-                changes[name] = patch  # a key that was null before comes back absent, which reads the same
-        elif previous != now:
-            changes[name] = previous
-    return changes, warnings
+    return changes_back(saved["before"], saved["fields"], current)
