@@ -79,7 +79,8 @@ async def apply(
             raise PreviewRefused(
                 "stale",
                 "The scenario changed since the preview (someone or something else edited it), so this token no "
-                "longer applies. Run the dry run again to see the current diff, then apply with the new token.",
+                "longer applies. Nothing was written. Run the dry run again to see the current diff, then apply "
+                "with the new token.",
             )
         plan, warnings = await resolve_changes(journal, request, current)
         if confirm is not None:

@@ -129,7 +129,9 @@ def _collapsed(entry: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict | list) and value:
             kind = f"an object of {len(value)} keys" if isinstance(value, dict) else f"a list of {len(value)} items"
             size = len(to_json(value))
-            out[side] = f"…[left out to fit max_tokens: {kind}, {size:,} characters as JSON; read it with get_scenario]"
+            out[side] = (
+                f"…[left out to fit max_tokens: {kind}, {size:,} characters as JSON; raise max_tokens to see it]"
+            )
     return out
 
 
