@@ -66,14 +66,15 @@ async def _session(journal: str) -> None:
         page = _structured(await client.call_tool("list_scenarios", {"max_tokens": 1500, "include_total_count": True}))
         _say(
             f"1. list_scenarios(max_tokens=1500): {page['returned']} of {page['total_count']} scenarios, "
-            f"{page['estimated_tokens']} tokens, has_more={page['has_more']}"
+            f"{count_json(page)} tokens, has_more={page['has_more']}"
         )
-        _say(f"   hint: {page['hint']}")
+        _say(f"   hint: {page.get('hint', '')}")
         _show("first scenario of the page (lean summary)", page["scenarios"][0])
         _say()
 
         nxt = _structured(await client.call_tool("list_scenarios", {"cursor": page["next_cursor"], "max_tokens": 1500}))
-        _say(f"2. next page with cursor: {nxt['returned']} more, {nxt['estimated_tokens']} tokens")
+        cursor_tokens = count_json(page["next_cursor"])
+        _say(f"2. next page with cursor ({cursor_tokens} tokens): {nxt['returned']} more, {count_json(nxt)} tokens")
         _say("   names: " + "; ".join(str(s["name"]) for s in nxt["scenarios"][:5]) + " ...")
         _say()
 
@@ -90,8 +91,11 @@ async def _session(journal: str) -> None:
         preview = _structured(await client.call_tool("update_scenario", {"scenario_id": target, "changes": changes}))
         _say(f"4. update_scenario dry run: applied={preview['applied']}, nothing written")
         _show("diff", preview["diff"])
-        _show("upstream body apply would send", preview["upstream_body"])
-        _say(f"   preview_token expires at {preview['expires_at']}")
+        body = preview.get("upstream_body", f"{preview['upstream_body_bytes']} bytes")
+        _show("upstream body apply would send", body)
+        token = preview["preview_token"]
+        _say(f"   preview_token {token} ({len(token)} characters), expires at {preview['expires_at']}")
+        _say(f"   the whole preview is {count_json(preview)} tokens (max_tokens={preview['max_tokens']})")
         _say()
         applied = _structured(
             await client.call_tool(
@@ -105,13 +109,25 @@ async def _session(journal: str) -> None:
             )
         )
         _say(f"5. apply with the token: applied={applied['applied']}, verified={applied['verified']}")
-        _say(f"   undo journal entry: {applied['journal_entry']} (in a temporary journal, deleted after the demo)")
+        _say(f"   journal entry: {applied['journal_entry']} (a temporary journal, deleted after the demo)")
+        _say(f"   hint: {applied['hint']}")
         replay = await client.call_tool(
             "update_scenario",
             {"scenario_id": target, "changes": changes, "dry_run": False, "preview_token": preview["preview_token"]},
         )
         first = replay.content[0]
         _say(f"6. the same token again is refused: {getattr(first, 'text', '')}")
+        _say()
+        undo = {"scenario_id": target, "restore": applied["journal_entry"]}
+        back = _structured(await client.call_tool("update_scenario", undo))
+        _say(f"7. undo: restore={applied['journal_entry']} previews the way back")
+        _show("diff", back["diff"])
+        restored = _structured(
+            await client.call_tool(
+                "update_scenario", {**undo, "dry_run": False, "preview_token": back["preview_token"]}
+            )
+        )
+        _say(f"   applied={restored['applied']}, verified={restored['verified']}: the scenario is as it was")
 
 
 def run_demo() -> int:
