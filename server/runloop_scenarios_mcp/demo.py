@@ -18,7 +18,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult
 
-from runloop_scenarios_mcp.services.budget import count_json
+from runloop_scenarios_mcp.services.budget import count_json, count_text
 
 
 def _say(text: str = "") -> None:
@@ -73,7 +73,7 @@ async def _session(journal: str) -> None:
         _say()
 
         nxt = _structured(await client.call_tool("list_scenarios", {"cursor": page["next_cursor"], "max_tokens": 1500}))
-        cursor_tokens = count_json(page["next_cursor"])
+        cursor_tokens = count_text(page["next_cursor"])  # exact (count_json bounds short texts by their bytes)
         _say(f"2. next page with cursor ({cursor_tokens} tokens): {nxt['returned']} more, {count_json(nxt)} tokens")
         _say("   names: " + "; ".join(str(s["name"]) for s in nxt["scenarios"][:5]) + " ...")
         _say()
