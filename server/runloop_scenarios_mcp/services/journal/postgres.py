@@ -26,6 +26,7 @@ from psycopg.types.json import Json
 from runloop_scenarios_mcp.config import DatabaseUrl
 from runloop_scenarios_mcp.services.journal.migrations import LATEST, MIGRATIONS, SCHEMA_TABLE
 from runloop_scenarios_mcp.services.journal.store import (
+    FULL_COLUMNS,
     AuditContext,
     EntryFilter,
     EntryRow,
@@ -36,17 +37,15 @@ from runloop_scenarios_mcp.services.journal.store import (
     Pool,
     SchemaTooNew,
     TokenAlreadyClaimed,
+    entries_query,
+    used_outcome,
+    used_token_query,
 )
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10
 MIGRATION_LOCK = 0x726C6D6A6F75726E  # "rlmjourn": the transaction-level advisory lock of migrations and imports
-SUMMARY_COLUMNS = (
-    "entry, created_at, finished_at, scenario_id, outcome, token_id, fields, changes, detail, client_name, "
-    "client_version, transport, http_token_id, server, source"
-)
-FULL_COLUMNS = SUMMARY_COLUMNS + ", before, body, expected, after"
 INSERT = (
     "INSERT INTO journal_entries (entry, created_at, finished_at, scenario_id, outcome, token_id, fields, changes, "
     "before, body, expected, after, detail, client_name, client_version, transport, http_token_id, server, source) "
@@ -147,13 +146,8 @@ class PostgresStore(JournalStore):
 
     def used_token(self, scenario_id: str, token_id: str) -> Outcome | None:
         with self._pool.borrow() as connection:
-            rows = connection.execute(
-                "SELECT DISTINCT outcome FROM journal_entries WHERE token_id = %s AND scenario_id = %s "
-                "AND outcome <> 'failed'",
-                (token_id, scenario_id),
-            ).fetchall()
-        outcomes = {row[0] for row in rows}
-        return "unknown" if "unknown" in outcomes else "applied" if outcomes else None
+            rows = connection.execute(used_token_query("%s"), (token_id, scenario_id)).fetchall()
+        return used_outcome(row[0] for row in rows)
 
     def get_entry(self, entry: str) -> EntryRow | None:
         with self._pool.borrow() as connection:
@@ -164,25 +158,7 @@ class PostgresStore(JournalStore):
         return None if row is None else _row(row, full=True)
 
     def list_entries(self, where: EntryFilter, *, full: bool = False) -> Iterator[EntryRow]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if where.scenario_id is not None:
-            clauses.append("scenario_id = %s")
-            params.append(where.scenario_id)
-        if where.since is not None:
-            clauses.append("created_at >= %s")
-            params.append(where.since)
-        if where.until is not None:
-            clauses.append("created_at < %s")
-            params.append(where.until)
-        condition = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        columns = FULL_COLUMNS if full else SUMMARY_COLUMNS
-        query = f"SELECT {columns} FROM journal_entries{condition} ORDER BY created_at, entry"
-        if where.limit is not None:
-            query = (
-                f"SELECT * FROM (SELECT {columns} FROM journal_entries{condition} ORDER BY created_at DESC, entry DESC "
-                f"LIMIT {int(where.limit)}) AS newest ORDER BY created_at, entry"
-            )
+        query, params = entries_query(where, full=full, mark="%s", moment=lambda moment: moment)
         with (
             self._pool.borrow() as connection,
             connection.transaction(),

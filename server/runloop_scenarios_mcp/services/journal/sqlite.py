@@ -34,6 +34,7 @@ from typing import Any, cast
 from runloop_scenarios_mcp.config import DatabaseUrl
 from runloop_scenarios_mcp.services.journal.migrations import LATEST, MIGRATIONS, SCHEMA_TABLE
 from runloop_scenarios_mcp.services.journal.store import (
+    FULL_COLUMNS,
     AuditContext,
     EntryFilter,
     EntryRow,
@@ -44,13 +45,18 @@ from runloop_scenarios_mcp.services.journal.store import (
     Pool,
     SchemaTooNew,
     TokenAlreadyClaimed,
+    entries_query,
     iso,
     parse_iso,
+    used_outcome,
+    used_token_query,
 )
 
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT = 30.0
+MIGRATE_ATTEMPTS = 20
+"""Tries of the start-up migration when another process holds the new database (about 10 s in all)."""
 """Seconds a statement waits for another connection's write transaction before failing."""
 LEASE = 30.0
 """Seconds a write lock row stays valid without renewal (the wait after a holder on another host died)."""
@@ -58,11 +64,6 @@ RENEW = 10.0
 """Seconds between renewals of the held locks' leases."""
 HOST = socket.gethostname()
 
-SUMMARY_COLUMNS = (
-    "entry, created_at, finished_at, scenario_id, outcome, token_id, fields, changes, detail, client_name, "
-    "client_version, transport, http_token_id, server, source"
-)
-FULL_COLUMNS = SUMMARY_COLUMNS + ", before, body, expected, after"
 INSERT_COLUMNS = (
     "entry, created_at, finished_at, scenario_id, outcome, token_id, fields, changes, before, body, expected, after, "
     "detail, client_name, client_version, transport, http_token_id, server, source"
@@ -128,6 +129,18 @@ class SqliteStore(JournalStore):
     # --- schema --------------------------------------------------------------------------------
 
     def migrate(self) -> int:
+        # Switching a new database to WAL while other processes open it can fail at once with "database is
+        # locked" (no busy wait for that switch): try again for a few seconds, as servers starting together do.
+        for attempt in range(MIGRATE_ATTEMPTS):
+            try:
+                return self._migrate()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == MIGRATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _migrate(self) -> int:
         with self._pool.borrow() as connection:
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -194,13 +207,8 @@ class SqliteStore(JournalStore):
 
     def used_token(self, scenario_id: str, token_id: str) -> Outcome | None:
         with self._pool.borrow() as connection:
-            rows = connection.execute(
-                "SELECT DISTINCT outcome FROM journal_entries WHERE token_id = ? AND scenario_id = ? "
-                "AND outcome <> 'failed'",
-                (token_id, scenario_id),
-            ).fetchall()
-        outcomes = {row[0] for row in rows}
-        return "unknown" if "unknown" in outcomes else "applied" if outcomes else None
+            rows = connection.execute(used_token_query("?"), (token_id, scenario_id)).fetchall()
+        return used_outcome(row[0] for row in rows)
 
     def get_entry(self, entry: str) -> EntryRow | None:
         with self._pool.borrow() as connection:
@@ -208,14 +216,7 @@ class SqliteStore(JournalStore):
         return None if row is None else _row(row, full=True)
 
     def list_entries(self, where: EntryFilter, *, full: bool = False) -> Iterator[EntryRow]:
-        clauses, params = _where(where)
-        columns = FULL_COLUMNS if full else SUMMARY_COLUMNS
-        query = f"SELECT {columns} FROM journal_entries{clauses} ORDER BY created_at, entry"
-        if where.limit is not None:
-            query = (
-                f"SELECT * FROM (SELECT {columns} FROM journal_entries{clauses} ORDER BY created_at DESC, entry DESC "
-                f"LIMIT {int(where.limit)}) ORDER BY created_at, entry"
-            )
+        query, params = entries_query(where, full=full, mark="?", moment=iso)
         with self._pool.borrow() as connection:
             for row in connection.execute(query, params):
                 yield _row(row, full=full)
@@ -318,21 +319,6 @@ def _running(pid: int) -> bool:
     except OSError:
         return True
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def _where(where: EntryFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if where.scenario_id is not None:
-        clauses.append("scenario_id = ?")
-        params.append(where.scenario_id)
-    if where.since is not None:
-        clauses.append("created_at >= ?")
-        params.append(iso(where.since))
-    if where.until is not None:
-        clauses.append("created_at < ?")
-        params.append(iso(where.until))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _row(row: tuple[Any, ...], *, full: bool) -> EntryRow:

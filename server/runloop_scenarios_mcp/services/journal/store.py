@@ -149,6 +149,56 @@ class EntryFilter:
     """At most this many, the newest (still listed oldest first)."""
 
 
+SUMMARY_COLUMNS = (
+    "entry, created_at, finished_at, scenario_id, outcome, token_id, fields, changes, detail, client_name, "
+    "client_version, transport, http_token_id, server, source"
+)
+FULL_COLUMNS = SUMMARY_COLUMNS + ", before, body, expected, after"
+"""The columns of a listed entry, and of a shown one (the versions too): both backends read rows in this order."""
+
+
+def used_token_query(mark: str) -> str:
+    """The outcomes of writes made with a preview token (``mark``: the driver's parameter placeholder)."""
+    return (
+        f"SELECT DISTINCT outcome FROM journal_entries WHERE token_id = {mark} AND scenario_id = {mark} "
+        "AND outcome <> 'failed'"
+    )
+
+
+def used_outcome(outcomes: Iterable[Any]) -> Outcome | None:
+    """What the outcomes of a token's writes say: unknown wins over applied; none means unused."""
+    seen = set(outcomes)
+    return "unknown" if "unknown" in seen else "applied" if seen else None
+
+
+def entries_query(
+    where: EntryFilter, *, full: bool, mark: str, moment: Callable[[datetime], Any]
+) -> tuple[str, list[Any]]:
+    """list_entries' SELECT, oldest first (the newest ``limit`` of them when limited), and its parameters.
+
+    ``mark`` is the driver's placeholder; ``moment`` turns a filter time into what the database compares.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("scenario_id = ", where.scenario_id),
+        ("created_at >= ", None if where.since is None else moment(where.since)),
+        ("created_at < ", None if where.until is None else moment(where.until)),
+    ):
+        if value is not None:
+            clauses.append(clause + mark)
+            params.append(value)
+    condition = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    columns = FULL_COLUMNS if full else SUMMARY_COLUMNS
+    query = f"SELECT {columns} FROM journal_entries{condition} ORDER BY created_at, entry"
+    if where.limit is not None:
+        query = (
+            f"SELECT * FROM (SELECT {columns} FROM journal_entries{condition} ORDER BY created_at DESC, entry DESC "
+            f"LIMIT {int(where.limit)}) AS newest ORDER BY created_at, entry"
+        )
+    return query, params
+
+
 class TokenAlreadyClaimed(Exception):
     """Another entry (not failed) already holds this preview token's nonce."""
 
