@@ -39,17 +39,23 @@ WriteLock = Callable[[str, str], AbstractAsyncContextManager[Outcome | None]]
 """The scenario's write lock, yielding whether the preview token's nonce was used (read under the lock)."""
 
 _REFUSALS: dict[str, str] = {
-    "declined": "The person declined this change in the confirmation dialog, so nothing was written.",
-    "cancelled": "The confirmation was cancelled, so nothing was written.",
-    "timeout": "No answer to the confirmation came in time, so nothing was written.",
-    "error": "The confirmation could not be shown or its answer could not be read, so nothing was written.",
+    "declined": (
+        "The person declined this change in the confirmation dialog, so nothing was written. Do not apply this "
+        "change again unless the person asks for it."
+    ),
+    "cancelled": (
+        "The confirmation was cancelled, so nothing was written. Do not apply it again unless the person asks for it."
+    ),
+    "timeout": (
+        "No answer to the confirmation came in time, so nothing was written. The preview_token stays valid until it "
+        "expires, if the person still wants the change."
+    ),
+    "error": (
+        "The confirmation could not be shown or its answer could not be read, so nothing was written. The "
+        "preview_token stays valid until it expires; try again if the person still wants the change."
+    ),
 }
-_AFTER_REFUSAL = {
-    "declined": " Do not apply this change again unless the person asks for it.",
-    "cancelled": " Do not apply it again unless the person asks for it.",
-    "timeout": " The preview_token stays valid until it expires, if the person still wants the change.",
-    "error": " The preview_token stays valid until it expires; try again if the person still wants the change.",
-}
+"""What an apply that the person did not confirm says, by the confirmation's outcome."""
 
 
 async def apply(
@@ -86,7 +92,7 @@ async def apply(
         if confirm is not None:
             answer = await confirm(confirmation_text(plan.scenario_id, plan.diff, warnings))
             if answer != "accepted":
-                raise PreviewRefused("declined", _REFUSALS[answer] + _AFTER_REFUSAL[answer])
+                raise PreviewRefused("declined", _REFUSALS[answer])
         return await _write(client, journal, plan, warnings, claims.nonce, request, on_wait)
 
 

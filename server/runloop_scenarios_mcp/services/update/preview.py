@@ -47,8 +47,8 @@ class UpdateRequest:
 
 
 async def resolve_changes(journal: Journal, request: UpdateRequest, current: dict[str, Any]) -> tuple[Plan, list[str]]:
-    """The plan for this request against ``current``; a restore first becomes the changes that undo its entry."""
-    request.check()
+    """The plan for this request against ``current`` (checked by ``request.key()`` first); a restore first becomes
+    the changes that undo its entry."""
     if request.restore is not None:
         changes, notes = await restore_changes(journal, request.restore, current)
         if not changes:
