@@ -1,7 +1,10 @@
 """Assembly: settings in, a ready MCPServer out, and serving it on the configured transport.
 
 Tests, the CLI and the demo all build the server here. This is the only module that knows every
-layer: the tools (MCP), the services, the upstream client, the emulator and the transports.
+layer: the tools (MCP), the services, the upstream client, the emulator and the transports. The
+services are imported and built after start-up (:func:`build_state`, run by :class:`WarmUp` or by
+the first tool call): a host's ``initialize`` and ``tools/list`` wait for the SDK and the tool
+catalog only.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -17,14 +21,13 @@ from mcp.server.request_state import RequestStateSecurity
 
 from runloop_scenarios_mcp import __version__
 from runloop_scenarios_mcp.config import EMULATOR_API_KEY, Settings
-from runloop_scenarios_mcp.services import budget, keys
-from runloop_scenarios_mcp.services.cursor import CursorCodec
-from runloop_scenarios_mcp.services.journal import Journal, open_store
-from runloop_scenarios_mcp.services.state import AppState
-from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
-from runloop_scenarios_mcp.tools import register_tools
+from runloop_scenarios_mcp.services import keys
+from runloop_scenarios_mcp.tools.lazy_state import LazyState
 from runloop_scenarios_mcp.tools.server import ScenariosServer
-from runloop_scenarios_mcp.upstream.client import HttpTransport, RunloopClient
+
+if TYPE_CHECKING:
+    from runloop_scenarios_mcp.services.state import AppState
+    from runloop_scenarios_mcp.upstream.client import HttpTransport, RunloopClient
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +50,14 @@ WARM_UP_FALLBACK = 1.0
 
 
 class WarmUp:
-    """Slow preparations (tokenizer vocabularies ~0.4 s, the emulator's data set), run once in a thread.
+    """Slow preparations (the services' imports and state, tokenizer vocabularies ~0.4 s, the emulator's data
+    set), run once in a thread.
 
     Started after the first tools/list is answered, so they never hold the GIL while a host waits for
     ``initialize`` or the tool list; every step also happens on demand if a call needs it first.
     """
 
-    def __init__(self, steps: list[Callable[[], None]]) -> None:
+    def __init__(self, steps: list[Callable[[], object]]) -> None:
         self.steps = steps
         self._started = threading.Event()
 
@@ -64,7 +68,10 @@ class WarmUp:
 
     def _run(self) -> None:
         for step in self.steps:
-            step()
+            try:
+                step()
+            except Exception:  # the call that needs this step does it again and reports what failed
+                logger.warning("warm_up_failed step=%s", getattr(step, "__name__", step), exc_info=True)
 
 
 def build_server(settings: Settings, *, transport: HttpTransport | None = None) -> ScenariosServer:
@@ -72,30 +79,25 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
     # Cursors, preview tokens and the SDK's requestState are all sealed under keys from RUNLOOP_MCP_SECRET (the
     # first signs, all verify), so any process or replica with the same secret continues any call.
     secrets = [key.get_secret_value() for key in settings.secrets]
+    state = LazyState(lambda: build_state(settings, secrets, transport, warm_up))
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        client = _make_client(settings, transport, warm_up)
+    async def lifespan(_: MCPServer[LazyState]) -> AsyncIterator[LazyState]:
         # A host that never lists tools still gets the warm-up, a little later (tool calls load on demand).
         fallback = threading.Timer(WARM_UP_FALLBACK, warm_up.start)
         fallback.daemon = True
         fallback.start()
-        journal = Journal(open_store(settings.database), import_from=settings.journal_path)
-        journal.begin()  # migrations and the one-time import of journal.jsonl, off the start-up path
         try:
-            yield AppState(
-                settings=settings,
-                client=client,
-                cursors=CursorCodec(secrets),
-                previews=PreviewTokens(secrets, settings.preview_ttl),
-                journal=journal,
-            )
+            yield state
         finally:
-            if client is not None:
-                await client.aclose()
-            await journal.aclose()
+            fallback.cancel()
+            built = await state.built()
+            if built is not None:
+                if built.client is not None:
+                    await built.client.aclose()
+                await built.journal.aclose()
 
-    warm_up = WarmUp([budget.warm_up])
+    warm_up = WarmUp([state.build, _load_tokenizers])
     server = ScenariosServer(
         settings,
         after_first_list=warm_up.start,
@@ -109,14 +111,42 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
             keys=keys.derive(secrets, keys.REQUEST_STATE), audience=SERVER_NAME
         ),
     )
-    register_tools(server)
     return server
 
 
+def build_state(settings: Settings, secrets: list[str], transport: HttpTransport | None, warm_up: WarmUp) -> AppState:
+    """The services for ``settings``: the upstream client, cursor and preview-token codecs, the journal (which
+    starts migrating in a thread of its own). Imports them on the way: called after start-up."""
+    from runloop_scenarios_mcp.services.cursor import CursorCodec
+    from runloop_scenarios_mcp.services.journal import Journal, open_store
+    from runloop_scenarios_mcp.services.state import AppState
+    from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
+    from runloop_scenarios_mcp.tools import handlers  # noqa: F401  (the handlers' imports, off the first call)
+
+    client = _make_client(settings, transport, warm_up)
+    journal = Journal(open_store(settings.database), import_from=settings.journal_path)
+    journal.begin()  # migrations and the one-time import of journal.jsonl, in a thread
+    return AppState(
+        settings=settings,
+        client=client,
+        cursors=CursorCodec(secrets),
+        previews=PreviewTokens(secrets, settings.preview_ttl),
+        journal=journal,
+    )
+
+
+def _load_tokenizers() -> None:
+    from runloop_scenarios_mcp.services import budget
+
+    budget.warm_up()
+
+
 def _make_client(settings: Settings, transport: HttpTransport | None, warm_up: WarmUp) -> RunloopClient | None:
+    from runloop_scenarios_mcp.upstream.client import RunloopClient
+
     base_url = settings.base_url
     if settings.emulator and transport is None:
-        from runloop_scenarios_mcp.emulator.handler import LazyEmulator  # imported only when used
+        from runloop_scenarios_mcp.emulator.handler import LazyEmulator
 
         emulator = LazyEmulator(api_key=EMULATOR_API_KEY)
         warm_up.steps.append(emulator.build)  # its data set (~0.1 s) is built with the tokenizers, not at start

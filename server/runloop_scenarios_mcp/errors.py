@@ -23,7 +23,7 @@ Services, the upstream client and tool handlers raise one of these, and :func:`t
 turns any exception a handler raises into a message that never contains a secret and never a
 traceback (anything unexpected becomes one generic sentence; the traceback goes to the log).
 The tool layer words two kinds of refusal itself, before any handler runs: arguments that do not
-fit the tool's input schema (``tools/registry.py``: validation errors, invalid Unicode;
+fit the tool's input schema (``tools/calls.py``: validation errors, invalid Unicode;
 ``tools/server.py``: unknown or missing arguments), and a write tool called on a read-only server
 (``tools/server.py``).
 """

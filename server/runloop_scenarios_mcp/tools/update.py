@@ -17,22 +17,20 @@ from typing import Any
 
 import anyio
 from mcp.server.elicitation import AcceptedElicitation, render_elicitation_schema
-from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult, ToolAnnotations
+from mcp_types import ElicitRequest, ElicitRequestFormParams, ElicitResult, InputRequiredResult
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
-from runloop_scenarios_mcp.services.contracts import UpdateScenarioInput, UpdateScenarioResult
+from runloop_scenarios_mcp.services.contracts import UpdateScenarioInput
 from runloop_scenarios_mcp.services.journal import AuditContext
 from runloop_scenarios_mcp.services.state import AppState
 from runloop_scenarios_mcp.services.update.apply import Answer, Confirm, apply
 from runloop_scenarios_mcp.services.update.preview import UpdateRequest, preview
-from runloop_scenarios_mcp.tools.registry import max_tokens_of, register
+from runloop_scenarios_mcp.tools.calls import ToolContext, max_tokens_of
 from runloop_scenarios_mcp.upstream.client import OnWait, deadline_paused
 
 logger = logging.getLogger(__name__)
 
-WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=False, openWorldHint=True)
 CONFIRM_KEY = "confirm_write"
 """The key of the person's confirmation in ``input_requests`` / ``input_responses`` (2026-07-28)."""
 
@@ -51,7 +49,7 @@ class _AskPerson(Exception):
         self.message = message
 
 
-def _can_elicit(ctx: Context[AppState, Any]) -> bool:
+def _can_elicit(ctx: ToolContext) -> bool:
     capabilities = ctx.client_capabilities
     elicitation = capabilities.elicitation if capabilities is not None else None
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
@@ -73,7 +71,7 @@ def _answer(outcome: Any) -> Answer:
     return "cancelled" if action == "cancel" else "declined" if action == "decline" else "error"
 
 
-def _confirmer(ctx: Context[AppState, Any], state: AppState) -> Confirm | None:
+def _confirmer(ctx: ToolContext, state: AppState) -> Confirm | None:
     """How to ask the person on this connection, or None when the client cannot be asked."""
     if not _can_elicit(ctx):
         return None
@@ -101,7 +99,7 @@ def _confirmer(ctx: Context[AppState, Any], state: AppState) -> Confirm | None:
     return confirm_mid_call
 
 
-def _audit(ctx: Context[AppState, Any], state: AppState) -> AuditContext:
+def _audit(ctx: ToolContext, state: AppState) -> AuditContext:
     """Who asks, for the journal: the client's name and version, the transport, which HTTP bearer token (an id)."""
     try:
         params = ctx.session.client_params
@@ -130,8 +128,8 @@ def _label(value: Any) -> str | None:
     return cleaned[:200] or None
 
 
-async def _update_scenario(
-    state: AppState, args: UpdateScenarioInput, on_wait: OnWait, ctx: Context[AppState, Any]
+async def update_scenario(
+    state: AppState, args: UpdateScenarioInput, on_wait: OnWait, ctx: ToolContext
 ) -> dict[str, Any] | InputRequiredResult:
     client = state.require_client()
     request = UpdateRequest(
@@ -161,26 +159,3 @@ async def _update_scenario(
             )
         )
         return InputRequiredResult(input_requests={CONFIRM_KEY: question}, request_state=_seen(ask.message))
-
-
-UPDATE_DESCRIPTION = """Change a Runloop scenario, always as a dry run first: dry_run=true (the default) writes nothing.
-
-The dry run returns preview_token, a field-by-field diff (long text as changed regions) and warnings. To write,
-call again with the same scenario_id and changes, dry_run=false and that preview_token. changes is a partial
-scenario in get_scenario's shape, merged as JSON Merge Patch (metadata keys you omit are kept); edit one scorer
-by name and long text in place with {"replace": [{"old", "new"}]} (see changes). To undo an applied change,
-pass restore=<its journal_entry> instead of changes, preview and apply the same way. Results fit max_tokens."""
-
-
-def register_write_tools(server: MCPServer[AppState]) -> None:
-    register(
-        server,
-        name="update_scenario",
-        title="Update a Runloop scenario (preview first)",
-        description=UPDATE_DESCRIPTION,
-        annotations=WRITE,
-        input_model=UpdateScenarioInput,
-        result_model=UpdateScenarioResult,
-        handler=_update_scenario,
-        interactive=True,
-    )

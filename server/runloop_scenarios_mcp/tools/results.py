@@ -1,0 +1,10 @@
+"""Tool results every part of the tool layer gives the same way."""
+
+from __future__ import annotations
+
+from mcp_types import CallToolResult, TextContent
+
+
+def error_result(message: str) -> CallToolResult:
+    """A tool error: ``message`` (what was wrong and what to send instead) as the result's only text."""
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
