@@ -23,6 +23,7 @@ an HTML error page other than a gateway's 502/503/504, a too-large or too-deep b
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -421,32 +422,43 @@ class RunloopClient:
         raise httpx.ReadTimeout(f"no complete answer within {self._timeout} s")
 
     async def _with_progress(self, work: Callable[[], Awaitable[T]], attempt: int, on_wait: OnWait | None) -> T:
-        """``work()``, reporting progress every :data:`PROGRESS_INTERVAL` seconds while it waits."""
+        """``work()``, reporting progress every :data:`PROGRESS_INTERVAL` seconds while it waits.
+
+        On asyncio the ticker is a timer, started as a task only once the first interval has passed: a request
+        that is answered sooner (nearly all) spawns no task. An error of ``on_wait`` is raised once the work ends.
+        """
         if on_wait is None:
             return await work()
-        outcome: list[T] = []
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # another event loop (trio)
+            return await _progress_in_task_group(work, attempt, on_wait)
+        started = anyio.current_time()
+        ticker: list[asyncio.Task[None]] = []
         failure: list[Exception] = []
-        async with anyio.create_task_group() as group:
 
-            async def run() -> None:
+        async def tick() -> None:
+            while True:
+                waited = anyio.current_time() - started
                 try:
-                    outcome.append(await work())
-                except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
-                    failure.append(exc)
-                group.cancel_scope.cancel()
-
-            async def tick() -> None:
-                started = anyio.current_time()
-                while True:
-                    await _tick(PROGRESS_INTERVAL)
-                    waited = anyio.current_time() - started
                     await on_wait(attempt + 1, 0.0, f"waiting for the answer ({waited:.0f} s so far)")
+                except Exception as exc:  # raised in the request's own task once the work ends
+                    failure.append(exc)
+                    return
+                await _tick(PROGRESS_INTERVAL)
 
-            group.start_soon(tick)
-            group.start_soon(run)
+        timer = loop.call_later(PROGRESS_INTERVAL, lambda: ticker.append(loop.create_task(tick())))
+        try:
+            outcome = await work()
+        finally:
+            timer.cancel()
+            if ticker:
+                ticker[0].cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait(ticker)
         if failure:
             raise failure[0]
-        return outcome[0]
+        return outcome
 
     async def _fetch(self, method: str, path: str, **kwargs: Any) -> _Answer:
         """Send one request and read its body, at most ``max_response_bytes`` of it (decoded)."""
@@ -629,6 +641,30 @@ class _BoundedDecoder:
             return b""
         out: bytes = self._inflate.flush()
         return out if len(out) <= room else None
+
+
+async def _progress_in_task_group(work: Callable[[], Awaitable[T]], attempt: int, on_wait: OnWait) -> T:
+    """:meth:`RunloopClient._with_progress` on an event loop other than asyncio: the ticker in a task of its own."""
+    outcome: list[T] = []
+    failure: list[Exception] = []
+
+    async def tick() -> None:
+        started = anyio.current_time()
+        while True:
+            await _tick(PROGRESS_INTERVAL)
+            waited = anyio.current_time() - started
+            await on_wait(attempt + 1, 0.0, f"waiting for the answer ({waited:.0f} s so far)")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        try:
+            outcome.append(await work())
+        except Exception as exc:  # re-raised below, outside the task group (no ExceptionGroup)
+            failure.append(exc)
+        group.cancel_scope.cancel()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _maybe_cut_short(answer: _Answer) -> bool:

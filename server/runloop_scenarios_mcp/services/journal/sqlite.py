@@ -69,6 +69,8 @@ INSERT_COLUMNS = (
     "detail, client_name, client_version, transport, http_token_id, server, source"
 )
 INSERT = f"INSERT INTO journal_entries ({INSERT_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+FINISH = "UPDATE journal_entries SET outcome = ?, finished_at = ?, after = ?, detail = ? WHERE entry = ?"
+UNLOCK = "DELETE FROM scenario_locks WHERE scenario_id = ? AND owner = ?"
 
 
 def dumps(value: Any) -> str:
@@ -195,15 +197,40 @@ class SqliteStore(JournalStore):
             raise
 
     def finish_entry(
-        self, entry: str, outcome: Outcome, finished_at: datetime, after: dict[str, Any] | None, detail: str
+        self,
+        entry: str,
+        outcome: Outcome,
+        finished_at: datetime,
+        after: dict[str, Any] | None,
+        detail: str,
+        *,
+        within: sqlite3.Connection | None = None,
     ) -> bool:
+        """``within``: inside that connection's open write transaction (else in one of its own)."""
         # No sync of its own (the module docstring says why that is safe): it saves one fsync per apply.
+        row = (outcome, iso(finished_at), None if after is None else dumps(after), detail, entry)
+        if within is not None:
+            return within.execute(FINISH, row).rowcount == 1
         with self._write(self._lock_pool) as connection:
-            cursor = connection.execute(
-                "UPDATE journal_entries SET outcome = ?, finished_at = ?, after = ?, detail = ? WHERE entry = ?",
-                (outcome, iso(finished_at), None if after is None else dumps(after), detail, entry),
-            )
-            return cursor.rowcount == 1
+            return connection.execute(FINISH, row).rowcount == 1
+
+    def finish_and_unlock(
+        self,
+        handle: object,
+        entry: str,
+        outcome: Outcome,
+        finished_at: datetime,
+        after: dict[str, Any] | None,
+        detail: str,
+    ) -> tuple[bool, bool]:
+        # One transaction: the outcome and the release commit together (or neither, and the lock stays held).
+        scenario_id, holder = cast(tuple[str, str], handle)
+        with self._write(self._lock_pool) as connection:
+            found = self.finish_entry(entry, outcome, finished_at, after, detail, within=connection)
+            connection.execute(UNLOCK, (scenario_id, holder))
+        with self._held_lock:
+            self._held.discard(holder)
+        return found, True
 
     def used_token(self, scenario_id: str, token_id: str) -> Outcome | None:
         with self._pool.borrow() as connection:
@@ -282,7 +309,7 @@ class SqliteStore(JournalStore):
         with self._held_lock:
             self._held.discard(holder)
         with self._write(self._lock_pool) as connection:
-            connection.execute("DELETE FROM scenario_locks WHERE scenario_id = ? AND owner = ?", (scenario_id, holder))
+            connection.execute(UNLOCK, (scenario_id, holder))
 
     def _renew(self) -> None:
         """Renew the leases of every lock this store holds, until none is held."""

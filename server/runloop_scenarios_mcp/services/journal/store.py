@@ -270,6 +270,27 @@ class JournalStore(ABC):
             self.unlock(handle)
             raise
 
+    def finish_and_unlock(
+        self,
+        handle: object,
+        entry: str,
+        outcome: Outcome,
+        finished_at: datetime,
+        after: dict[str, Any] | None,
+        detail: str,
+    ) -> tuple[bool, bool]:
+        """:meth:`finish_entry`, then :meth:`unlock` of ``handle``: one call, one worker-thread hop.
+
+        ``(found, released)``: an outcome recorded whose lock could not be released says so (``released``
+        False, the caller releases it again) instead of failing; a failed finish leaves the lock held.
+        """
+        found = self.finish_entry(entry, outcome, finished_at, after, detail)
+        try:
+            self.unlock(handle)
+        except Exception:
+            return found, False
+        return found, True
+
     @abstractmethod
     def close(self) -> None:
         """Close every connection (held locks are released by the database)."""

@@ -127,7 +127,7 @@ async def _write(
         returned = await client.update_scenario(plan.scenario_id, plan.body, on_wait=on_wait)
     except UpstreamError as exc:
         outcome, state = await _after_failure(client, plan, on_wait, in_flight=isinstance(exc, WriteOutcomeUnknown))
-        journal_note = await _finish(journal, entry, outcome, state, type(exc).__name__)
+        journal_note = await _finish(journal, plan.scenario_id, entry, outcome, state, type(exc).__name__)
         if outcome != "applied" or state is None:
             unchanged = outcome == "unknown" and state is not None and fingerprint(state) == fingerprint(plan.before)
             raise _failure(exc, "unknown_unchanged" if unchanged else outcome, entry, journal_note) from None
@@ -139,7 +139,7 @@ async def _write(
         )
         notes += [journal_note] if journal_note else []
     else:
-        journal_note = await _finish(journal, entry, "applied", returned, "")
+        journal_note = await _finish(journal, plan.scenario_id, entry, "applied", returned, "")
         notes += [journal_note] if journal_note else []
     mismatches = _mismatches(plan, returned)
     hint = (
@@ -174,10 +174,13 @@ async def _after_failure(
     return "unknown", state
 
 
-async def _finish(journal: Journal, entry: str, outcome: Outcome, state: dict[str, Any] | None, detail: str) -> str:
+async def _finish(
+    journal: Journal, scenario_id: str, entry: str, outcome: Outcome, state: dict[str, Any] | None, detail: str
+) -> str:
     """Record the outcome; a journal that fails now cannot undo the write, so say so instead of hiding it."""
     try:
-        await journal.finish(entry, outcome, after=state, detail=detail)
+        # The last step under the write lock: the lock is released with the outcome, in the same hop.
+        await journal.finish(entry, outcome, after=state, detail=detail, release=scenario_id)
     except JournalError as exc:
         logger.error("journal_finish_failed entry=%s outcome=%s", entry, outcome)
         return (
