@@ -5,6 +5,10 @@ Latency: the emulator on loopback HTTP; an in-memory MCP client (2026-07-28, and
 fsync, POST, verification). The baselines are a bare httpx GET (for the preview) and a bare GET+POST pair
 (for the apply, which re-reads and then writes) to the same emulator.
 Figures are p50/p95 in milliseconds and as ratios to the baseline measured in the same run.
+Floors, timed in the same rounds: the SDK's own share (a bare MCPServer whose tools are a no-op, the same
+GET, and the same GET then POST, through the same in-memory client), the disk's (a journal-sized SQLite row
+committed with synchronous=FULL from a worker thread, as the apply's journal entry is before its POST),
+and this server's cheapest call (get_scenario); the last lines split each p50 into the floors and ours.
 
 Budgets: a one-word edit in a scenario whose problem statement is 50,000 characters (put into the
 in-process emulator), previewed and applied through the MCP client at each max_tokens, sent in both
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
@@ -74,8 +80,12 @@ def _small_active(emulator: Emulator) -> str:
 
 
 def _floor_server(bare: httpx.AsyncClient) -> MCPServer:
-    """A bare MCPServer whose one tool is the same GET, returned as is: the SDK's own cost of a tool call."""
+    """A bare MCPServer with the bare requests as tools, returned as is: the SDK's own cost of a tool call."""
     server = MCPServer(name="floor")
+
+    @server.tool()
+    async def noop(scenario_id: str) -> dict[str, Any]:
+        return {"id": scenario_id}
 
     @server.tool()
     async def get(scenario_id: str) -> dict[str, Any]:
@@ -83,7 +93,30 @@ def _floor_server(bare: httpx.AsyncClient) -> MCPServer:
         result: dict[str, Any] = response.json()
         return result
 
+    @server.tool()
+    async def get_post(scenario_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        await bare.get(f"/v1/scenarios/{scenario_id}")
+        response = await bare.post(f"/v1/scenarios/{scenario_id}", json=body)
+        result: dict[str, Any] = response.json()
+        return result
+
     return server
+
+
+class _SyncedCommit:
+    """One SQLite commit of a journal-sized row with synchronous=FULL in WAL mode, as the apply's journal entry
+    makes before its POST (in a worker thread, as the journal does): the disk's share of an apply."""
+
+    def __init__(self, path: Path) -> None:
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = FULL")
+        self.connection.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY, body TEXT)")
+
+    def commit(self, body: str) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+        self.connection.execute("INSERT INTO entries (body) VALUES (?)", (body,))
+        self.connection.execute("COMMIT")
 
 
 async def latency(rounds: int, mode: str) -> dict[str, list[float]]:
@@ -93,12 +126,17 @@ async def latency(rounds: int, mode: str) -> dict[str, list[float]]:
         "bare GET": [],
         "bare POST": [],
         "bare GET+POST": [],
+        "MCP floor no-op": [],
         "MCP floor GET": [],
+        "MCP floor GET+POST": [],
+        "synced commit": [],
+        "get_scenario": [],
         "preview": [],
         "apply": [],
     }
     with LoopbackEmulator(emulator) as loopback, tempfile.TemporaryDirectory() as tmp:
         server = build_server(_settings(loopback.base_url, Path(tmp) / "journal.jsonl"))
+        synced = _SyncedCommit(Path(tmp) / "synced.sqlite3")
         async with (
             Client(server, mode=mode) as client,
             httpx.AsyncClient(base_url=loopback.base_url, headers={"Authorization": f"Bearer {KEY}"}) as bare,
@@ -136,13 +174,35 @@ async def latency(rounds: int, mode: str) -> dict[str, list[float]]:
                 floored = await floor.call_tool("get", {"scenario_id": sid})
                 t_floor = time.perf_counter() - start
                 assert not floored.is_error
+                start = time.perf_counter()
+                nothing = await floor.call_tool("noop", {"scenario_id": sid})
+                t_noop = time.perf_counter() - start
+                assert not nothing.is_error
+                body["metadata"]["bench"] = f"floor-{i}"
+                start = time.perf_counter()
+                floored = await floor.call_tool("get_post", {"scenario_id": sid, "body": body})
+                t_floor_write = time.perf_counter() - start
+                assert not floored.is_error
+                start = time.perf_counter()
+                read = await client.call_tool("get_scenario", {"scenario_id": sid})
+                t_read = time.perf_counter() - start
+                assert not read.is_error
+                row = json.dumps(floored.structured_content)
+                start = time.perf_counter()
+                await anyio.to_thread.run_sync(synced.commit, row)
+                t_sync = time.perf_counter() - start
                 if i >= 5:
+                    times["MCP floor no-op"].append(t_noop * 1000)
                     times["MCP floor GET"].append(t_floor * 1000)
+                    times["MCP floor GET+POST"].append(t_floor_write * 1000)
+                    times["synced commit"].append(t_sync * 1000)
+                    times["get_scenario"].append(t_read * 1000)
                     times["preview"].append(t_preview * 1000)
                     times["apply"].append(t_apply * 1000)
                     times["bare GET"].append(t_get * 1000)
                     times["bare POST"].append(t_bare * 1000)
                     times["bare GET+POST"].append((t_get + t_bare) * 1000)
+        synced.connection.close()
     return times
 
 
@@ -351,22 +411,42 @@ def main() -> None:
     print(f"update_scenario latency, {args.rounds} rounds, MCP {'2025-11-25' if args.legacy else '2026-07-28'}, ")
     print("emulator on loopback HTTP (ms; bare = httpx straight to the same emulator, same rounds of the same run)")
     print("preview does one GET, so its baseline is a bare GET; apply re-reads (GET) and then POSTs, so its")
-    print("baseline is a bare GET+POST pair (the same two requests, timed back to back in each round). MCP floor GET:")
-    print("a bare MCPServer tool doing the same GET through the same in-memory client (the SDK's share)")
-    print(f"{'':14} {'p50':>8} {'p95':>8} {'p50 ratio':>10} {'p95 ratio':>10}  baseline")
-    baselines = {"MCP floor GET": "bare GET", "preview": "bare GET", "apply": "bare GET+POST"}
+    print("baseline is a bare GET+POST pair (the same two requests, timed back to back in each round). MCP floor:")
+    print("a bare MCPServer tool (nothing, the same GET, the same GET then POST) through the same in-memory client")
+    print("(the SDK's share). synced commit: a journal-sized SQLite row committed with synchronous=FULL from a worker")
+    print("thread (the disk's share of an apply). get_scenario: this server's cheapest call with the same GET.")
+    print(f"{'':18} {'p50':>8} {'p95':>8} {'p50 ratio':>10} {'p95 ratio':>10}  baseline")
+    baselines = {
+        "MCP floor GET": "bare GET",
+        "MCP floor GET+POST": "bare GET+POST",
+        "get_scenario": "bare GET",
+        "preview": "bare GET",
+        "apply": "bare GET+POST",
+    }
+    p50 = {name: _pct(values, 0.5) for name, values in times.items()}
     for name, values in times.items():
-        p50, p95 = _pct(values, 0.5), _pct(values, 0.95)
+        p95 = _pct(values, 0.95)
         if name in baselines:
             base = times[baselines[name]]
-            ratios = f"{p50 / _pct(base, 0.5):9.2f}x {p95 / _pct(base, 0.95):9.2f}x  {baselines[name]}"
+            ratios = f"{p50[name] / p50[baselines[name]]:9.2f}x {p95 / _pct(base, 0.95):9.2f}x  {baselines[name]}"
         else:
             ratios = ""
-        print(f"{name:14} {p50:8.2f} {p95:8.2f} {ratios}")
-    apply50, post50 = _pct(times["apply"], 0.5), _pct(times["bare POST"], 0.5)
+        print(f"{name:18} {p50[name]:8.2f} {p95:8.2f} {ratios}")
     print(
-        f"(apply p50 / bare POST p50 alone: {apply50 / post50:.2f}x; "
+        f"(apply p50 / bare POST p50 alone: {p50['apply'] / p50['bare POST']:.2f}x; "
         f"mean bare POST {statistics.mean(times['bare POST']):.2f} ms)"
+    )
+    floor, floor_write, synced = p50["MCP floor GET"], p50["MCP floor GET+POST"], p50["synced commit"]
+    floor_ratio, floor_write_ratio = floor / p50["bare GET"], floor_write / p50["bare GET+POST"]
+    print(
+        f"SDK floor: a no-op tool call {p50['MCP floor no-op']:.2f} ms; the bare GET as a tool {floor_ratio:.2f}x "
+        f"the bare GET, the bare GET+POST as a tool {floor_write_ratio:.2f}x"
+    )
+    print(
+        f"ours, above the SDK floor (p50): preview +{p50['preview'] - floor:.2f} ms ({p50['preview'] / floor:.2f}x "
+        f"the floor GET); apply +{p50['apply'] - floor_write:.2f} ms ({p50['apply'] / floor_write:.2f}x the floor "
+        f"GET+POST), of which the synced commit {synced:.2f} ms; apply less the synced commit "
+        f"{(p50['apply'] - synced) / p50['bare GET+POST']:.2f}x the bare GET+POST"
     )
     if args.budgets:
         figures = anyio.run(budgets, args.budgets, args.previews, mode, _Tokens())
