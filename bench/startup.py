@@ -4,8 +4,9 @@ Baseline in the same run: a bare MCPServer from the SDK with one trivial tool, l
 way, so the figure is a ratio that survives a noisy shared machine. Also reports the import time
 of the package (``python -X importtime``-free: wall time of ``import runloop_scenarios_mcp.app``).
 
-Also the time from launch to the first list_scenarios answer (ours only: the tokenizers and, with
---emulator, the data set are built after the first tools/list answer, so this shows what that costs).
+Also the time from launch to the first list_scenarios answer (ours only: the services' imports, the
+tokenizers and, with --emulator, the data set are built after the first tools/list answer, so this
+shows what that costs).
 ``--command`` times another build's console script as a third column (e.g. a git worktree of an
 earlier commit), interleaved with the other two.
 
