@@ -114,19 +114,24 @@ def merge(piece: bytes, vocabulary: Vocabulary) -> list[int]:
 
     Repeatedly join the adjacent pair of parts whose bytes have the lowest rank (the leftmost of equal
     ranks) until no adjacent pair is a token. A heap of candidate pairs and a linked list of parts make
-    it O(n log n); a heap entry is stale once its left part was absorbed or its right part grew.
+    it O(n log n); a heap entry is stale once its left part was absorbed or its right part grew. Entries
+    are single ints, ``rank, start, end`` in bit fields (ordered as the tuples would be, compared faster).
     """
     n = len(piece)
     if n < 2:
         return list(range(n))
     rank = vocabulary.rank
+    bits = n.bit_length()  # every start and end is at most n
+    field = (1 << bits) - 1
     following = list(range(1, n + 2))  # following[i]: where the part after the one starting at i starts
     preceding = list(range(-1, n))
     alive = bytearray(b"\x01") * n
-    heap = [(r, i, i + 2) for i in range(n - 1) if (r := rank(piece[i : i + 2])) is not None]
+    heap = [(r << 2 * bits) | (i << bits) | (i + 2) for i in range(n - 1) if (r := rank(piece[i : i + 2])) is not None]
     heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
     while heap:
-        _, start, end = heapq.heappop(heap)
+        entry = pop(heap)
+        start, end = (entry >> bits) & field, entry & field
         if not alive[start] or following[following[start]] != end:
             continue
         alive[following[start]] = 0
@@ -136,12 +141,12 @@ def merge(piece: bytes, vocabulary: Vocabulary) -> list[int]:
             after = following[end]
             r = rank(piece[start:after])
             if r is not None:
-                heapq.heappush(heap, (r, start, after))
+                push(heap, (r << 2 * bits) | (start << bits) | after)
         before = preceding[start]
         if before >= 0:
             r = rank(piece[before:end])
             if r is not None:
-                heapq.heappush(heap, (r, before, end))
+                push(heap, (r << 2 * bits) | (before << bits) | end)
     return [i for i in range(n) if alive[i]]
 
 
