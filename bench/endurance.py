@@ -27,6 +27,8 @@ from mcp import Client, StdioServerParameters
 
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.config import Settings
+from runloop_scenarios_mcp.services import tokenizers
+from runloop_scenarios_mcp.services.budget import part_cache_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from startup import BASELINE, server_command
@@ -108,6 +110,14 @@ async def run(calls: int, workdir: Path) -> None:
     base, end = marks["warm-up"][1], marks["end"][1]
     print(
         f"  RSS end / warm-up: {end / base:.3f}x ({end - base:+.1f} MiB); mid to end {end - marks['mid'][1]:+.1f} MiB"
+    )
+    entries, size = part_cache_size()
+    pieces = ", ".join(
+        f"{name} {tokenizers.load_encoding(name).piece_cache_size()}" for name in tokenizers.ENCODING_NAMES
+    )
+    print(
+        f"  caches at the end: part counts {entries} entries ({size / 2**20:.1f} MiB of text); pieces {pieces} "
+        f"(bound {tokenizers.PIECE_CACHE_ENTRIES} each); class codes {tokenizers.class_code_table_size()} characters"
     )
 
 

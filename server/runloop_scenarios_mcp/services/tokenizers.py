@@ -223,6 +223,11 @@ def class_codes(text: str) -> str:
     return text.translate(table)
 
 
+def class_code_table_size() -> int:
+    """Characters whose class code is remembered (for tests and benches)."""
+    return len(_codes_table)
+
+
 def _replace_codes_table() -> dict[int, int]:
     global _codes_table
     _codes_table = dict(_ASCII_CODES)  # a new dict: a thread still filling the old one keeps a whole one
