@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import re
@@ -49,6 +48,8 @@ class CursorState:
 
 
 _DEFAULT_QUERY: dict[str, Any] = {"filters": {}, "fields": None}
+_DEFAULT_CANONICAL = b'{"fields":null,"filters":{}}'
+"""``canonical(_DEFAULT_QUERY)``, the query of most cursors, spelled once."""
 _CURSOR_VERSION = b"c3"
 _SCENARIO_ID = re.compile(r"^scn_[0-9A-Za-z]{1,60}$")
 _LOWER = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -100,11 +101,12 @@ def _id_digits(scenario_id: str) -> str | None:
         return None
     body = scenario_id[4:]
     mixed = body != body.lower()
-    alphabet = _MIXED if mixed else _LOWER
+    if not mixed:
+        return str(int("1" + body, 36) * 2)  # int() reads base 36 as _LOWER does
     number = 1
     for char in body:
-        number = number * len(alphabet) + alphabet.index(char)
-    return str(number * 2 + mixed)
+        number = number * len(_MIXED) + _MIXED.index(char)
+    return str(number * 2 + 1)
 
 
 def _id_from_digits(digits: str) -> str | None:
@@ -141,8 +143,9 @@ class CursorCodec:
         self._keys = keys.derive(secrets, keys.CURSOR)
 
     def _mac(self, after: str, query: dict[str, Any], key: bytes | None = None) -> bytes:
-        body = _CURSOR_VERSION + b"\0" + after.encode() + b"\0" + canonical(query).encode()
-        digest = hmac.new(key or self._keys[0], body, hashlib.sha256).digest()
+        spelled = _DEFAULT_CANONICAL if query == _DEFAULT_QUERY else canonical(query).encode()
+        body = _CURSOR_VERSION + b"\0" + after.encode() + b"\0" + spelled
+        digest = hmac.digest(key or self._keys[0], body, "sha256")
         return str(int.from_bytes(digest[:16]) % 10**_MAC_DIGITS).zfill(_MAC_DIGITS).encode()
 
     def encode(self, state: CursorState) -> str:
