@@ -1,10 +1,13 @@
-"""The journal as the services use it: async, off the event loop, every failure worded for the agent.
+"""The journal as the services use it: async, never waiting on the event loop, every failure worded for the agent.
 
 :class:`Journal` wraps a :class:`~runloop_scenarios_mcp.services.journal.store.JournalStore`. It migrates
 the schema and imports the JSON Lines journal of earlier versions once at start-up (and retries on first
-use if the database was not reachable then), runs each blocking database call in a worker thread, and
-holds the cross-process write lock of a scenario for an apply. :func:`undo_changes` turns an entry back
-into the changes that restore its previous version (``journal undo``).
+use if the database was not reachable then), runs each database call that may wait (for another writer,
+the network, a sync to disk) in a worker thread, and holds the cross-process write lock of a scenario for
+an apply. Taking that lock and recording an outcome with its release are first tried on the event loop's
+thread where the store can do them without waiting (SQLite: no busy wait, no sync, no checkpoint), saving
+a thread hop each; the entry committed before a POST always goes through a worker thread (it syncs).
+:func:`undo_changes` turns an entry back into the changes that restore its previous version (``journal undo``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from runloop_scenarios_mcp.services.journal.store import (
     Outcome,
     SchemaTooNew,
     TokenAlreadyClaimed,
+    WouldBlock,
 )
 from runloop_scenarios_mcp.services.way_back import changes_back
 
@@ -151,6 +155,20 @@ class Journal:
         except Exception as exc:
             raise unusable(self.where, exc) from None
 
+    async def _call_now(self, now: Callable[[], T], later: Callable[[], T]) -> T:
+        """``now()`` on this thread when it can run without waiting (a short write to a local file), else
+        ``later()`` in a worker thread; the same errors as :meth:`_call`."""
+        await self.start()
+        try:
+            return now()
+        except WouldBlock:
+            pass
+        except (TokenAlreadyClaimed, JournalError):
+            raise
+        except Exception as exc:
+            raise unusable(self.where, exc) from None
+        return await self._call(later)
+
     async def aclose(self) -> None:
         if self._background is not None:  # let a start-up migration or import finish, not cut it
             await anyio.to_thread.run_sync(self._background.join)
@@ -227,8 +245,10 @@ class Journal:
             if handle is None or release is None:
                 found = await self._call(partial(self.store.finish_entry, entry, outcome, finished_at, after, detail))
             else:
-                found, released = await self._call(
-                    partial(self.store.finish_and_unlock, handle, entry, outcome, finished_at, after, detail)
+                arguments = (handle, entry, outcome, finished_at, after, detail)
+                found, released = await self._call_now(
+                    partial(self.store.finish_and_unlock_now, *arguments),
+                    partial(self.store.finish_and_unlock, *arguments),
                 )
                 if released and self._locks.get(release) is handle:
                     del self._locks[release]
@@ -269,7 +289,10 @@ class Journal:
         try:
             while True:
                 with anyio.CancelScope(shield=True):  # a lock taken must reach the finally below
-                    handle, used = await self._call(partial(self.store.try_lock_unused, scenario_id, nonce))
+                    handle, used = await self._call_now(
+                        partial(self.store.try_lock_unused_now, scenario_id, nonce),
+                        partial(self.store.try_lock_unused, scenario_id, nonce),
+                    )
                 if handle is not None:
                     self._locks[scenario_id] = handle
                     break

@@ -45,6 +45,7 @@ from runloop_scenarios_mcp.services.journal.store import (
     Pool,
     SchemaTooNew,
     TokenAlreadyClaimed,
+    WouldBlock,
     entries_query,
     iso,
     parse_iso,
@@ -93,6 +94,12 @@ class SqliteStore(JournalStore):
         self._lock_pool: Pool[sqlite3.Connection] = Pool(
             lambda: self._connect(synchronous="NORMAL"), lambda connection: connection.close()
         )
+        # The same on the event loop's thread (the ``_now`` calls): no busy wait (another writer means WouldBlock)
+        # and no checkpoint, so a call never waits for another connection or a sync to disk.
+        self._now_pool: Pool[sqlite3.Connection] = Pool(
+            lambda: self._connect(synchronous="NORMAL", wait=0.0, checkpoint=False),
+            lambda connection: connection.close(),
+        )
         self._held: set[str] = set()
         self._held_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
@@ -100,16 +107,20 @@ class SqliteStore(JournalStore):
 
     # --- connections and transactions ----------------------------------------------------------
 
-    def _connect(self, synchronous: str = "FULL") -> sqlite3.Connection:
+    def _connect(
+        self, synchronous: str = "FULL", *, wait: float = BUSY_TIMEOUT, checkpoint: bool = True
+    ) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileExistsError):  # created private; SQLite gives -wal and -shm the same mode
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         connection = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False, cached_statements=64
+            self.path, timeout=wait, isolation_level=None, check_same_thread=False, cached_statements=64
         )
         try:
             connection.execute(f"PRAGMA synchronous = {synchronous}")  # FULL: a commit is on disk before the POST
             connection.execute("PRAGMA foreign_keys = ON")
+            if not checkpoint:  # a checkpoint syncs the database file: left to the other connections
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
             connection.close()
             raise
@@ -223,9 +234,33 @@ class SqliteStore(JournalStore):
         after: dict[str, Any] | None,
         detail: str,
     ) -> tuple[bool, bool]:
+        return self._finish_and_unlock(self._lock_pool, handle, entry, outcome, finished_at, after, detail)
+
+    def finish_and_unlock_now(
+        self,
+        handle: object,
+        entry: str,
+        outcome: Outcome,
+        finished_at: datetime,
+        after: dict[str, Any] | None,
+        detail: str,
+    ) -> tuple[bool, bool]:
+        with _would_block():
+            return self._finish_and_unlock(self._now_pool, handle, entry, outcome, finished_at, after, detail)
+
+    def _finish_and_unlock(
+        self,
+        pool: Pool[sqlite3.Connection],
+        handle: object,
+        entry: str,
+        outcome: Outcome,
+        finished_at: datetime,
+        after: dict[str, Any] | None,
+        detail: str,
+    ) -> tuple[bool, bool]:
         # One transaction: the outcome and the release commit together (or neither, and the lock stays held).
         scenario_id, holder = cast(tuple[str, str], handle)
-        with self._write(self._lock_pool) as connection:
+        with self._write(pool) as connection:
             found = self.finish_entry(entry, outcome, finished_at, after, detail, within=connection)
             connection.execute(UNLOCK, (scenario_id, holder))
         with self._held_lock:
@@ -275,16 +310,29 @@ class SqliteStore(JournalStore):
     # --- the per-scenario write lock -------------------------------------------------------------
 
     def try_lock(self, scenario_id: str) -> object | None:
+        return self._try_lock(self._lock_pool, scenario_id, None)[0]
+
+    def try_lock_unused(self, scenario_id: str, token_id: str | None) -> tuple[object | None, Outcome | None]:
+        return self._try_lock(self._lock_pool, scenario_id, token_id)
+
+    def try_lock_unused_now(self, scenario_id: str, token_id: str | None) -> tuple[object | None, Outcome | None]:
+        with _would_block():
+            return self._try_lock(self._now_pool, scenario_id, token_id)
+
+    def _try_lock(
+        self, pool: Pool[sqlite3.Connection], scenario_id: str, token_id: str | None
+    ) -> tuple[object | None, Outcome | None]:
+        """The lock row and (when taken) the token's outcomes, read in the transaction that takes the lock."""
         now = time.time()
         holder = f"{self._owner}/{secrets.token_hex(4)}"  # one per hold: two holds in one process exclude each other
-        with self._write(self._lock_pool) as connection:
+        with self._write(pool) as connection:
             row = connection.execute(
                 "SELECT owner, host, pid, expires_at FROM scenario_locks WHERE scenario_id = ?", (scenario_id,)
             ).fetchone()
             if row is not None:
                 owner, host, pid, expires_at = row
                 if expires_at > now and not (host == HOST and not _running(pid)):
-                    return None
+                    return None, None
                 logger.warning(
                     "journal_lock_taken_over scenario_id=%s from=%s reason=%s",
                     scenario_id,
@@ -297,12 +345,16 @@ class SqliteStore(JournalStore):
                 "pid = excluded.pid, expires_at = excluded.expires_at",
                 (scenario_id, holder, HOST, os.getpid(), now + LEASE),
             )
+            used = None
+            if token_id is not None:
+                rows = connection.execute(used_token_query("?"), (token_id, scenario_id)).fetchall()
+                used = used_outcome(row[0] for row in rows)
         with self._held_lock:
             self._held.add(holder)
             if self._heartbeat is None or not self._heartbeat.is_alive():
                 self._heartbeat = threading.Thread(target=self._renew, name="journal-lock-lease", daemon=True)
                 self._heartbeat.start()
-        return (scenario_id, holder)
+        return (scenario_id, holder), used
 
     def unlock(self, handle: object) -> None:
         scenario_id, holder = cast(tuple[str, str], handle)
@@ -331,6 +383,20 @@ class SqliteStore(JournalStore):
         self._stop.set()
         self._pool.close()
         self._lock_pool.close()
+        self._now_pool.close()
+
+
+@contextlib.contextmanager
+def _would_block() -> Iterator[None]:
+    """SQLite's "database is locked" (another writer; a ``_now`` connection does not wait) as WouldBlock."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(
+            exc
+        ):
+            raise WouldBlock from None
+        raise
 
 
 def _running(pid: int) -> bool:

@@ -203,6 +203,10 @@ class TokenAlreadyClaimed(Exception):
     """Another entry (not failed) already holds this preview token's nonce."""
 
 
+class WouldBlock(Exception):
+    """A call made on the event loop's thread (``..._now``) would have to wait: make it in a worker thread."""
+
+
 class SchemaTooNew(Exception):
     """The database was migrated by a newer version of this server."""
 
@@ -269,6 +273,25 @@ class JournalStore(ABC):
         except BaseException:
             self.unlock(handle)
             raise
+
+    def try_lock_unused_now(self, scenario_id: str, token_id: str | None) -> tuple[object | None, Outcome | None]:
+        """:meth:`try_lock_unused` at once, on the calling (event loop) thread, or :class:`WouldBlock` when it would
+        wait for anything: another writer, the network, a sync to disk. Nothing is held after WouldBlock."""
+        del scenario_id, token_id  # a store that cannot tell (the default) always goes through a worker thread
+        raise WouldBlock
+
+    def finish_and_unlock_now(
+        self,
+        handle: object,
+        entry: str,
+        outcome: Outcome,
+        finished_at: datetime,
+        after: dict[str, Any] | None,
+        detail: str,
+    ) -> tuple[bool, bool]:
+        """:meth:`finish_and_unlock` at once, or :class:`WouldBlock` (nothing recorded, the lock still held)."""
+        del handle, entry, outcome, finished_at, after, detail
+        raise WouldBlock
 
     def finish_and_unlock(
         self,
