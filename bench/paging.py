@@ -8,7 +8,7 @@ packed in order into pages of max_tokens with no envelope at all) for walks, wal
 problem statements for "which scenarios mention X" (ground truth computed here from the data), and a bare
 httpx call to the same emulator page (overhead).
 
-Usage: python bench/paging.py [--overhead-runs 300]
+Usage: python bench/paging.py [--overhead-runs 300] [--overhead-only]
 """
 
 from __future__ import annotations
@@ -271,17 +271,18 @@ async def overhead(client: Client, emulator: Emulator, runs: int, budget: int = 
     )
 
 
-async def main(overhead_runs: int) -> None:
+async def main(overhead_runs: int, overhead_only: bool = False) -> None:
     emulator = Emulator(api_key=KEY)
     settings = Settings(
         api_key=SecretStr(KEY), base_url="http://runloop.test", secret=SecretStr("b" * 32), log_level="WARNING"
     )
     started = time.perf_counter()
     async with Client(build_server(settings, transport=emulator.transport())) as client:
-        await walks(client, emulator)
-        await envelopes(client)
-        await content_search(client, emulator)
-        lean_ratio(emulator)
+        if not overhead_only:
+            await walks(client, emulator)
+            await envelopes(client)
+            await content_search(client, emulator)
+            lean_ratio(emulator)
         for budget in (4000, 1000):
             await overhead(client, emulator, overhead_runs, budget)
     print(f"(bench took {time.perf_counter() - started:.0f} s)")
@@ -290,4 +291,8 @@ async def main(overhead_runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--overhead-runs", type=int, default=300)
-    anyio.run(main, parser.parse_args().overhead_runs)
+    parser.add_argument(
+        "--overhead-only", action="store_true", help="only the overhead against a bare GET (skip walks and searches)"
+    )
+    args = parser.parse_args()
+    anyio.run(main, args.overhead_runs, args.overhead_only)

@@ -10,15 +10,19 @@ import pytest
 from mcp_types import TextContent
 
 from runloop_scenarios_mcp.emulator.handler import Emulator
+from runloop_scenarios_mcp.services import budget
 from runloop_scenarios_mcp.services.budget import (
     ENCODING_NAMES,
     Clip,
+    ListItem,
     budget_for,
     clip_to_fit,
     count_json,
+    count_list_items,
     count_list_json,
     count_serialized,
     count_text,
+    digit_parts,
     is_clipped_text,
     list_json,
     list_parts,
@@ -28,7 +32,14 @@ from runloop_scenarios_mcp.services.budget import (
     to_json,
     usable,
 )
-from runloop_scenarios_mcp.services.listing.projection import project, summarize
+from runloop_scenarios_mcp.services.listing.projection import (
+    SUMMARY_CACHE_CHARS,
+    SUMMARY_CACHE_ENTRIES,
+    project,
+    summarize,
+    summary_cache_size,
+    summary_item,
+)
 from tests.support.common import RealTokens, Session
 from tests.support.fake_runloop import generate
 
@@ -160,8 +171,10 @@ def _assert_sum_of_parts(head: dict[str, Any], items: list[Any], *, cut: bool = 
     """The page's compact JSON, and, cut by list_parts, each encoding's count of it equals the sum of its parts'."""
     whole, parts = _whole_and_parts(head, items)
     assert whole == to_json({**head, "scenarios": items})
+    _assert_digit_parts_add_up(whole)
     if parts is None:
         assert not cut, "a page that should be cut was counted whole"
+        assert count_list_json(head, "scenarios", [to_json(item) for item in items]) == (whole, count_text(whole))
         return
     assert "".join(parts) == whole
     for name in ENCODING_NAMES:
@@ -171,6 +184,9 @@ def _assert_sum_of_parts(head: dict[str, Any], items: list[Any], *, cut: bool = 
             whole[:300],
         )
     assert count_list_json(head, "scenarios", [to_json(item) for item in items]) == (whole, count_text(whole))
+    list_items = [ListItem(item) for item in items]
+    for _ in range(2):  # counted, then summed from the counts the items keep
+        assert count_list_items(head, "scenarios", list_items) == (whole, count_text(whole))
 
 
 def _head(rng: random.Random, *, first: bool) -> dict[str, Any]:
@@ -255,6 +271,60 @@ def test_a_page_of_hostile_strings_counts_as_the_sum_of_its_parts() -> None:
         assert (_whole_and_parts(head, items)[1] is not None) == cuttable
 
 
+def _assert_digit_parts_add_up(text: str) -> None:
+    """``text`` cut by digit_parts: the parts make the text, and each encoding's count is the sum of the parts'."""
+    parts = digit_parts(text)
+    assert "".join(parts) == text
+    for name in ENCODING_NAMES:
+        encoding = load_encoding(name)
+        assert sum(len(encoding.encode_ordinary(part)) for part in parts) == len(encoding.encode_ordinary(text)), (
+            name,
+            text[:300],
+        )
+
+
+def test_digit_parts_cut_around_runs_of_ascii_digits_only_where_pieces_start() -> None:
+    assert digit_parts('{"returned":36,"next_cursor":"1234567890123","hint":"x"}') == [
+        '{"returned":',
+        "36",
+        ',"next_cursor":"',
+        "1234567890123",
+        '","hint":"x"}',
+    ]
+    assert digit_parts("a 12 b\n34²5٣:7") == ["a 12", " b\n34²5٣:", "7"]  # not after whitespace, not before ²
+    assert digit_parts("12") == ["12"] and digit_parts("") == [""]
+
+
+_DIGIT_NEIGHBOURS = [
+    *"0123456789", "12345", "1234567890123456789", "٣", "²", "Ⅻ", "١٢", " ", "  ", "\t", "\n", "\r\n", "\u2028",
+    "\u00a0", "\u200b", "a", "Z", "é", "中", "😀", "'s", "'", '"', ",", ":", ".", "~", "/", "_", "-", "{", "}", "[",
+    "]", "\\", "\u0301", "ß",
+]  # fmt: skip
+
+
+def test_texts_with_digits_next_to_anything_count_as_the_sum_of_their_digit_parts() -> None:
+    """Runs of digits after and before whitespace, letters, marks, other kinds of digits, punctuation, apostrophes,
+    line breaks: where digit_parts cuts, both encodings start a piece."""
+    rng = random.Random(1313)
+    for _ in range(6000):
+        text = "".join(rng.choice(_DIGIT_NEIGHBOURS) for _ in range(rng.randrange(1, 14)))
+        _assert_digit_parts_add_up(text)
+        whole = list_json({"hint": text}, "scenarios", [])  # no items: counted by its digit parts, runs by arithmetic
+        assert count_list_json({"hint": text}, "scenarios", []) == (whole, count_text(whole))
+
+
+def test_runs_of_digits_are_counted_without_tokenizing() -> None:
+    """Every one to three ASCII digits is one token in both vocabularies, so a run of n digits is ceil(n/3) tokens."""
+    assert budget._digit_chunks_are_tokens()
+    for width in (1, 2, 3):
+        for number in range(10**width):
+            chunk = f"{number:0{width}d}"
+            assert all(len(load_encoding(name).encode_ordinary(chunk)) == 1 for name in ENCODING_NAMES), chunk
+    for length in range(1, 60):
+        digits = "".join(random.Random(length).choices("0123456789", k=length))
+        assert max(budget._digit_part_counts(digits)) == count_text(digits) == -(-length // 3)
+
+
 def test_pages_that_cannot_be_cut_are_counted_whole() -> None:
     uncuttable: list[list[Any]] = [[], [{}], [{"id": 1}, []], [{"1": 2}], [{"é": 1}]]
     for items in uncuttable:
@@ -264,6 +334,99 @@ def test_pages_that_cannot_be_cut_are_counted_whole() -> None:
             whole,
             count_text(whole),
         )
+        assert count_list_items({"returned": len(items)}, "scenarios", [ListItem(i) for i in items]) == (
+            whole,
+            count_text(whole),
+        )
+
+
+def test_a_list_item_carries_its_json_and_the_counts_of_its_parts() -> None:
+    item = ListItem({"id": "scn_1", "name": "x " * 40})
+    assert item.text == to_json(item.value) and item.cuttable
+    for last, suffix in ((False, ',{"'), (True, "]}")):
+        expected = tuple(len(load_encoding(name).encode_ordinary(item.text[2:] + suffix)) for name in ENCODING_NAMES)
+        assert item.part_counts(last=last) == expected
+        assert item.part_counts(last=last) is item.part_counts(last=last)  # kept, not counted again
+    assert not ListItem({"1d": 2}).cuttable and not ListItem({}).cuttable and not ListItem([]).cuttable
+
+
+# --- remembered summaries --------------------------------------------------------------------
+
+
+def _variants(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """The scenario, and copies changed in each value a summary shows (some only in a JSON type or an order)."""
+    context = scenario.get("input_context") or {}
+    statement = str(context.get("problem_statement") or "")
+    metadata = dict(scenario.get("metadata") or {"a": "1", "b": "2"})
+    scorers = (scenario.get("scoring_contract") or {}).get("scoring_function_parameters") or []
+    return [
+        scenario,
+        {**scenario, "name": scenario.get("name", "") + " "},
+        {**scenario, "name": 1},
+        {**scenario, "name": True},
+        {**scenario, "name": 1.0},
+        {**scenario, "name": None},
+        {key: value for key, value in scenario.items() if key != "name"},
+        {**scenario, "validation_type": "REVERSE" if scenario.get("validation_type") != "REVERSE" else "FORWARD"},
+        {**scenario, "input_context": {**context, "problem_statement": statement[:40] + "~" + statement[41:]}},
+        {**scenario, "input_context": {**context, "problem_statement": statement + " more"}},
+        {**scenario, "input_context": {**context, "problem_statement": 1}},
+        {**scenario, "input_context": "not an object"},
+        {**scenario, "metadata": dict(reversed(list(metadata.items())))},
+        {**scenario, "metadata": {**metadata, "extra": "x"}},
+        {**scenario, "metadata": dict.fromkeys(metadata, 1)},
+        {**scenario, "metadata": dict.fromkeys(metadata, True)},
+        {**scenario, "metadata": {}},
+        {**scenario, "metadata": None},
+        {**scenario, "metadata": "text"},
+        {**scenario, "scoring_contract": {"scoring_function_parameters": [*scorers, {"name": "n", "scorer": {}}]}},
+        {**scenario, "scoring_contract": {"scoring_function_parameters": [{"name": 1, "scorer": {"type": "t"}}]}},
+        {**scenario, "scoring_contract": {"scoring_function_parameters": [{"name": True, "scorer": {"type": "t"}}]}},
+        {**scenario, "scoring_contract": None},
+        {**scenario, "status": "archived"},  # not shown in a summary: the same summary
+    ]
+
+
+def test_a_remembered_summary_is_the_summary_of_the_scenario_asked_for() -> None:
+    """Every scenario of the emulator's data, and variants that differ only in one shown value (or only in its JSON
+    type, or in the order of metadata), asked for twice in turn: each time the summary, its JSON and its part counts
+    are those of that very scenario."""
+    scenarios = list(Emulator().snapshot().values())
+    for scenario in scenarios[:60]:
+        variants = _variants(scenario)
+        for _ in range(2):
+            for variant in variants:
+                item = summary_item(variant)
+                assert item.value == summarize(variant)
+                assert item.text == to_json(summarize(variant))
+                assert item.part_counts(last=False) == ListItem(summarize(variant)).part_counts(last=False)
+        # the variants Python's equality confuses are different summaries: 1, True, 1.0; metadata in another order
+        assert len({to_json(summarize(variant)) for variant in variants[2:5]}) == 3
+        assert (
+            to_json(summarize(variants[12])) != to_json(summarize(scenario)) or len(scenario.get("metadata") or {}) < 2
+        )
+    for scenario in scenarios:
+        assert summary_item(scenario).text == to_json(summarize(scenario))
+    assert summary_item(scenarios[0]) is summary_item(dict(scenarios[0]))  # remembered: an equal copy hits
+
+
+def test_the_summary_cache_is_bounded_in_entries_and_characters() -> None:
+    base = next(iter(Emulator().snapshot().values()))
+    for index in range(SUMMARY_CACHE_ENTRIES + 500):
+        summary_item({**base, "id": f"scn_{index}"})
+    entries, chars = summary_cache_size()
+    assert entries <= SUMMARY_CACHE_ENTRIES
+    assert chars <= SUMMARY_CACHE_CHARS
+    long_statement = "word " * 100_000  # 500 K characters each: 16 of them would pass the limit
+    for index in range(40):
+        item = summary_item({**base, "id": f"scn_long{index}", "input_context": {"problem_statement": long_statement}})
+        assert item.text == to_json(
+            summarize({**base, "id": f"scn_long{index}", "input_context": {"problem_statement": long_statement}})
+        )
+        assert summary_cache_size()[1] <= SUMMARY_CACHE_CHARS
+    assert summary_cache_size()[0] < SUMMARY_CACHE_ENTRIES  # the long ones pushed others out
+    huge = {**base, "id": "scn_huge", "input_context": {"problem_statement": "x" * (SUMMARY_CACHE_CHARS // 8)}}
+    assert summary_item(huge) is not summary_item(huge)  # too big to remember: made each time
 
 
 def test_the_part_cache_is_bounded_in_entries_and_bytes() -> None:

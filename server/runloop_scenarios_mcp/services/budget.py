@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 import threading
 from collections import OrderedDict
@@ -93,9 +94,21 @@ def count_serialized(text: str, *, remember: bool = False) -> int:
 # (``},{"`` or ``":[{"``) is one piece in both encodings (`` ?[^\s\p{L}\p{N}]+``, greedy; the letter ends it;
 # the letter-word alternatives take at most one leading punctuation character, and the run holds at least
 # four), so a piece starts at the letter. Counted alone, a part ends in the same run, ended by the end of the
-# text instead of the letter, and no pattern looks behind. Where an item does not start that way, the page
-# is counted whole. tests/test_budget.py checks sum-of-parts against whole-page counts, both encodings,
-# on every page of walks over the emulator's and the fake's data and on hostile strings.
+# text instead of the letter, and no pattern looks behind. Where an item does not start that way, the items
+# are not cut from the page.
+#
+# The envelope before the items (and a page whose items are not cut) is cut around its runs of ASCII digits
+# (the counts ``"returned":36``, the cursor's digits): only ``\p{N}{1,3}`` matches a digit, in both encodings,
+# so a piece ends where a run starts and where it ends, and the run is split into threes from its start alone
+# or inside the whole. The cut after a run needs an ASCII character next (not another kind of digit, such as
+# ``²``); the cut before it needs an ASCII character before it other than whitespace (``\s+(?!\S)`` looks
+# ahead: whitespace at the end of a part may split otherwise than before a digit). The parts between runs
+# repeat from page to page and are remembered. A run is never tokenized: every string of one to three ASCII
+# digits is a token of both vocabularies (checked once, :func:`_digit_chunks_are_tokens`), so a run of n digits
+# is ceil(n / 3) tokens in each.
+#
+# tests/test_budget.py checks sum-of-parts against whole-page counts, both encodings, on every page of walks over
+# the emulator's and the fake's data and on hostile strings.
 
 _PART_CACHE_ENTRIES = 4096
 _PART_CACHE_BYTES = 8 * 1024 * 1024
@@ -155,17 +168,109 @@ def _opening(head: dict[str, Any], key: str) -> str:
 
 
 def list_parts(head: dict[str, Any], key: str, items: list[str]) -> list[str] | None:
-    """The list page :func:`list_json` cut where the tokenizers start a piece, or None if it cannot be cut so."""
+    """The list page :func:`list_json` cut where the tokenizers start a piece, or None if its items cannot be cut
+    from it (then :func:`digit_parts` of the whole is how it is counted)."""
     if not _cuttable(items):
         return None
     last = len(items) - 1
-    return [_opening(head, key) + '{"'] + [
+    return digit_parts(_opening(head, key) + '{"') + [
         item[2:] + (',{"' if index < last else "]}") for index, item in enumerate(items)
     ]
 
 
+_DIGIT_RUN = re.compile(r"[0-9]+")
+_digit_chunks_checked: bool | None = None
+
+
+def _digit_chunks_are_tokens() -> bool:
+    """Whether every string of one to three ASCII digits (leading zeros too) is one token in each encoding.
+
+    Counted once: the 1,110 chunks joined by single spaces, a text whose pieces are the chunks and the spaces
+    (``\\s+(?!\\S)`` fails before a digit, ``\\s+`` takes the one space), every piece at least one token, so the
+    count is 2,219 exactly when each is one token (a space alone is one).
+    """
+    global _digit_chunks_checked
+    if _digit_chunks_checked is None:
+        chunks = [f"{number:0{width}d}" for width in (1, 2, 3) for number in range(10**width)]
+        _digit_chunks_checked = all(count == 2 * len(chunks) - 1 for count in _counts(" ".join(chunks)))
+    return _digit_chunks_checked
+
+
+def digit_parts(text: str) -> list[str]:
+    """``text`` cut around its runs of ASCII digits, where both tokenizers start a piece (see above)."""
+    parts: list[str] = []
+    start = 0
+    for run in _DIGIT_RUN.finditer(text):
+        begin, end = run.span()
+        before = text[begin - 1] if begin else ""
+        if before.isascii() and not before.isspace() and begin > start:
+            parts.append(text[start:begin])
+            start = begin
+        if end < len(text) and text[end].isascii():
+            parts.append(text[start:end])
+            start = end
+    parts.append(text[start:])
+    return parts
+
+
+def _digit_part_counts(text: str) -> list[int]:
+    """Each encoding's count of ``text``, summed over :func:`digit_parts` (the parts between runs remembered)."""
+    totals = [0] * len(ENCODING_NAMES)
+    runs = 0  # tokens of the runs of digits, the same in each encoding
+    for part in digit_parts(text):
+        if part.isascii() and part.isdigit() and _digit_chunks_are_tokens():
+            runs += -(-len(part) // 3)
+            continue
+        for encoding, count in enumerate(_cached_counts(part)):
+            totals[encoding] += count
+    return [total + runs for total in totals]
+
+
 def _ascii_letter(char: str) -> bool:
     return ("a" <= char <= "z") or ("A" <= char <= "Z")
+
+
+class ListItem:
+    """An item of a list page: its value, its compact JSON (``to_json(value)``), and, once asked, the counts of its
+    parts (see above), kept on the item: an item that is used again (see ``listing.projection``) is not counted again.
+
+    The value must not be changed once the item is made (the text and counts describe it).
+    """
+
+    __slots__ = ("_last", "_middle", "cuttable", "text", "value")
+
+    def __init__(self, value: Any, text: str | None = None) -> None:
+        self.value = value
+        self.text = to_json(value) if text is None else text
+        self.cuttable = len(self.text) > 2 and self.text.startswith('{"') and _ascii_letter(self.text[2])
+        """Whether a page may be cut right after this item's opening ``{"`` (see above)."""
+        self._middle: tuple[int, ...] | None = None
+        self._last: tuple[int, ...] | None = None
+
+    def part_counts(self, *, last: bool) -> tuple[int, ...]:
+        """Each encoding's count of this item's part: ``text[2:]`` and ``]}`` (the last item) or ``,{"``."""
+        known = self._last if last else self._middle
+        if known is None:
+            known = _cached_counts(self.text, skip=2, suffix="]}" if last else ',{"')
+            if last:
+                self._last = known
+            else:
+                self._middle = known
+        return known
+
+
+def count_list_items(head: dict[str, Any], key: str, items: list[ListItem]) -> tuple[str, int]:
+    """:func:`count_list_json` of items that carry their text and part counts (summed without looking them up)."""
+    opening = _opening(head, key)
+    text = opening + ",".join([item.text for item in items]) + "]}"
+    if not items or not all(item.cuttable for item in items):
+        return text, max(_digit_part_counts(text))
+    totals = _digit_part_counts(opening + '{"')
+    last = len(items) - 1
+    for index, item in enumerate(items):
+        for encoding, count in enumerate(item.part_counts(last=index == last)):
+            totals[encoding] += count
+    return text, max(totals)
 
 
 def count_list_json(head: dict[str, Any], key: str, items: list[str]) -> tuple[str, int]:
@@ -178,8 +283,8 @@ def count_list_json(head: dict[str, Any], key: str, items: list[str]) -> tuple[s
     opening = _opening(head, key)
     text = opening + ",".join(items) + "]}"
     if not _cuttable(items):
-        return text, count_text(text)
-    totals = list(_counts(opening + '{"'))
+        return text, max(_digit_part_counts(text))
+    totals = _digit_part_counts(opening + '{"')
     last = len(items) - 1
     for index, item in enumerate(items):
         for encoding, count in enumerate(_cached_counts(item, skip=2, suffix=',{"' if index < last else "]}")):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from runloop_scenarios_mcp.errors import InvalidCursor, UpstreamStatusError
 from runloop_scenarios_mcp.services.listing.text import TextQuery
@@ -21,9 +20,9 @@ MAX_UPSTREAM_REQUESTS = 4
 MAX_UPSTREAM_PAGE = 200
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A scenario the feed serves, with where it stands among the scenarios this call examined."""
+class Entry(NamedTuple):
+    """A scenario the feed serves, with where it stands among the scenarios this call examined (a tuple: one is
+    made per scenario fetched, and a tuple is made several times faster than a frozen dataclass)."""
 
     scenario: dict[str, Any]
     match: dict[str, str] | None
@@ -106,6 +105,10 @@ class UpstreamFeed:
                 return None
             await self.refill()
         return self._buffer[0]
+
+    def buffered(self) -> Entry | None:
+        """The next entry if it is already fetched (what :meth:`peek` returns without fetching), else None."""
+        return self._buffer[0] if self._buffer else None
 
     def take(self) -> None:
         """Consume the entry :meth:`peek` returned."""

@@ -12,12 +12,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from runloop_scenarios_mcp.services.budget import Serialized, count_list_json, count_serialized, list_json, to_json
+from runloop_scenarios_mcp.services.budget import (
+    ListItem,
+    Serialized,
+    count_list_items,
+    count_serialized,
+    list_json,
+    to_json,
+)
 from runloop_scenarios_mcp.services.contracts import ClippedField
 from runloop_scenarios_mcp.services.cursor import CursorCodec, CursorState
 from runloop_scenarios_mcp.services.listing.feed import Entry, UpstreamFeed
 from runloop_scenarios_mcp.services.listing.fitting import fit_alone
-from runloop_scenarios_mcp.services.listing.projection import project
+from runloop_scenarios_mcp.services.listing.projection import project, summary_item
 
 _TOP_UPS = 2
 """Times a page that fits by its exact count may take more scenarios into the room it has left."""
@@ -25,6 +32,8 @@ _HARDER_FITS = 4
 """Times a lone shortened scenario is shortened again, harder, before it is reduced to its id."""
 _AN_ID = re.compile(r"\s*[a-z]{2,8}_(?=[A-Za-z]*[0-9])[A-Za-z0-9]{8,}\s*")
 """What an id looks like (scn_46ch4zz4cnwfxaffn6k7aywt): a short prefix, then letters and at least one digit."""
+_ONE_EMPTY_ITEM = [ListItem({})]
+"""Stands in for the one item of a page when the envelope around it is counted."""
 
 
 class _Estimate:
@@ -39,11 +48,11 @@ class _Estimate:
     def __init__(self) -> None:
         self._per_byte: float | None = None
 
-    def of(self, text: str) -> int:
-        """The estimate for an item whose compact JSON is ``text``."""
-        size = len(text.encode())
+    def of(self, item: ListItem) -> int:
+        """The estimate for ``item``."""
+        size = len(item.text.encode())
         if self._per_byte is None:
-            exact = count_serialized(text, remember=True)
+            exact = count_serialized(item.text, remember=True)
             self._per_byte = exact / max(size, 1)
             return exact
         return math.ceil(size * self._per_byte)
@@ -78,7 +87,6 @@ class Envelope:
     resumed: bool
     """Whether this page continues a cursor (a first page says more)."""
     total_asked: bool
-    _texts: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict, init=False, repr=False, compare=False)
     _cursors: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -86,9 +94,7 @@ class Envelope:
         text: str | None = self.query.get("text")
         return text
 
-    def build(
-        self, items: list[dict[str, Any]], clips: list[ClippedField], state: PageState
-    ) -> tuple[dict[str, Any], int]:
+    def build(self, items: list[ListItem], clips: list[ClippedField], state: PageState) -> tuple[dict[str, Any], int]:
         """The result and its token count (by both tokenizers, as sent)."""
         cursor = None
         if state.has_more and state.after is not None:
@@ -111,24 +117,14 @@ class Envelope:
             out["hint"] = hint
         if clips:
             out["clipped"] = [note.model_dump(mode="json") for note in clips]
-        texts = [self.item_json(item) for item in items]
-        text, tokens = count_list_json(out, "scenarios", texts)
+        text, tokens = count_list_items(out, "scenarios", items)
         if not self.resumed:
             # The count includes its own digits: settle it (a number's width changes by at most one token).
             tokens += 1
             out["estimated_tokens"] = tokens
-            text = list_json(out, "scenarios", texts)
-        out["scenarios"] = items
+            text = list_json(out, "scenarios", [item.text for item in items])
+        out["scenarios"] = [item.value for item in items]
         return Serialized(out, text), tokens
-
-    def item_json(self, item: dict[str, Any]) -> str:
-        """An item's compact JSON, made once per item while this page is packed (items are not changed once made)."""
-        known = self._texts.get(id(item))
-        if known is not None and known[0] is item:
-            return known[1]
-        text = to_json(item)
-        self._texts[id(item)] = (item, text)
-        return text
 
     def _hint(self, returned: int, clipped: bool, state: PageState, *, has_more: bool) -> str | None:
         if returned == 0 and not has_more:
@@ -206,7 +202,7 @@ class PagePacker:
         self._fields = fields
         self._budget = budget
         self._limit = limit
-        self._items: list[dict[str, Any]] = []
+        self._items: list[ListItem] = []
         self._entries: list[Entry] = []
         self._sizes: list[int] = []  # each item's estimated tokens, separator included
         self._clips: list[ClippedField] = []
@@ -236,26 +232,35 @@ class PagePacker:
     def _overhead(self, scenario_id: str, clips: list[ClippedField]) -> int:
         """Tokens of the envelope around one item (``{}`` in its place, so one token less), with ``clips``."""
         state = self._state(has_more=True, after=scenario_id)
-        return self._envelope.build([{}], clips, state)[1] - 1
+        return self._envelope.build(_ONE_EMPTY_ITEM, clips, state)[1] - 1
 
-    def _project(self, entry: Entry) -> dict[str, Any]:
+    def _project(self, entry: Entry) -> ListItem:
+        """The scenario as the page shows it: the (remembered) summary or the chosen fields, with its match."""
+        if self._fields is None:
+            summary = summary_item(entry.scenario)
+            if entry.match is None:
+                return summary
+            # (a summary has its id first and never a match: the match goes last, before the closing brace)
+            with_match = {**summary.value, "match": entry.match}
+            return ListItem(with_match, f'{summary.text[:-1]},"match":{to_json(entry.match)}}}')
         item = project(entry.scenario, self._fields)
-        return item if entry.match is None else {**item, "match": entry.match}
+        return ListItem(item if entry.match is None else {**item, "match": entry.match})
 
     async def _add_while_it_fits(self) -> None:
-        while (self._limit is None or len(self._items) < self._limit) and await self._add_next():
-            pass
+        feed = self._feed
+        while self._limit is None or len(self._items) < self._limit:
+            entry = feed.buffered() or await feed.peek()  # (no coroutine per scenario while the buffer holds some)
+            if entry is None or not self._add_next(entry):
+                return
 
-    async def _add_next(self) -> bool:
-        """Move the next scenario onto the page if its estimate fits (or it is the first, shortened if need be)."""
-        entry = await self._feed.peek()
-        if entry is None:
-            return False
+    def _add_next(self, entry: Entry) -> bool:
+        """Move ``entry`` (the feed's next) onto the page if its estimate fits (or it is the first, shortened if need
+        be); whether the next may follow."""
         scenario_id = entry.scenario["id"]
         item = self._project(entry)
         if not self._items:
             self._used = self._overhead(scenario_id, [])
-        tokens = self._estimate.of(self._envelope.item_json(item)) + 1
+        tokens = self._estimate.of(item) + 1
         if self._used + tokens > self._budget:
             if self._items:
                 return False  # the next page starts with this one, whole
@@ -275,7 +280,7 @@ class PagePacker:
         if entry is None:
             return False
         item = self._project(entry)
-        tokens = count_serialized(self._envelope.item_json(item), remember=True) + 1
+        tokens = count_serialized(item.text, remember=True) + 1
         if tokens > room:
             return False
         self._items.append(item)
@@ -334,9 +339,13 @@ class PagePacker:
         self._items[0], self._clips = self._fit(self._project(entry), scenario_id, 0)  # the id alone
         return self._result()[0]
 
-    def _fit(self, item: dict[str, Any], scenario_id: str, room: int) -> tuple[dict[str, Any], list[ClippedField]]:
+    def _fit(self, item: ListItem, scenario_id: str, room: int) -> tuple[ListItem, list[ClippedField]]:
         """Shorten a scenario that does not fit alone so that the page around it takes at most ``room`` tokens."""
         base = self._overhead(scenario_id, [])
-        return fit_alone(
-            item, scenario_id, room - base, lambda notes: self._overhead(scenario_id, notes) - base if notes else 0
+        fitted, notes = fit_alone(
+            item.value,
+            scenario_id,
+            room - base,
+            lambda notes: self._overhead(scenario_id, notes) - base if notes else 0,
         )
+        return (item if fitted is item.value else ListItem(fitted)), notes

@@ -1,10 +1,17 @@
-"""What a listed scenario looks like: the lean summary, or the top-level fields the caller chose."""
+"""What a listed scenario looks like: the lean summary, or the top-level fields the caller chose.
+
+Summaries are remembered (:func:`summary_item`): an agent pages through the same scenarios again and again, and a
+summary, its JSON and its token counts depend only on a few values of the scenario, which make the key.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from runloop_scenarios_mcp.errors import InvalidArgument
+from runloop_scenarios_mcp.services.budget import ListItem
 from runloop_scenarios_mcp.upstream.models import SCENARIO_FIELDS
 
 EXCERPT_CHARS = 100
@@ -74,6 +81,105 @@ def summarize(scenario: dict[str, Any]) -> dict[str, Any]:
         for key, value in _summary_values(scenario).items()
         if key != "status" and value is not None and value != {} and value != []
     }
+
+
+SUMMARY_CACHE_ENTRIES = 2048
+"""Summaries remembered at most, one per scenario id (the emulator's whole data set is 520 scenarios)."""
+SUMMARY_CACHE_CHARS = 8 * 1024 * 1024
+"""Characters held by the remembered summaries at most: their texts and the problem statements they were made from."""
+_summaries: OrderedDict[str, tuple[tuple[Any, ...], ListItem]] = OrderedDict()
+_summary_chars = 0
+_summary_lock = threading.Lock()
+_STRING_OR_NONE = frozenset({str, type(None)})
+
+
+def _summary_source(scenario: dict[str, Any]) -> tuple[Any, ...]:
+    """Every value :func:`summarize` reads, as it reads them: two scenarios with equal sources have one summary, as
+    long as the values are strings (or None): Python's equality says ``1 == 1.0 == True`` where JSON does not (see
+    :func:`_only_strings`). Metadata as its pairs in order; an empty or absent one as none, as the summary has it."""
+    context = scenario.get("input_context")
+    statement = context.get("problem_statement") if isinstance(context, dict) else None
+    contract = scenario.get("scoring_contract")
+    functions = contract.get("scoring_function_parameters") if isinstance(contract, dict) else None
+    scorers = (
+        tuple(
+            [
+                (
+                    function.get("name"),
+                    scorer.get("type") if isinstance(scorer := function.get("scorer"), dict) else None,
+                )
+                for function in functions
+                if isinstance(function, dict)
+            ]
+        )
+        if isinstance(functions, list)
+        else ()
+    )
+    metadata = scenario.get("metadata")
+    return (
+        scenario.get("name"),
+        scenario.get("validation_type"),
+        statement if isinstance(statement, str) else None,  # (no excerpt, whatever else it is)
+        scorers,
+        tuple(metadata.items()) if isinstance(metadata, dict) else () if metadata is None else metadata,
+    )
+
+
+def _only_strings(source: tuple[Any, ...]) -> bool:
+    """Whether every value in ``source`` is a string or None: then only an equal source of strings equals it."""
+    name, kind, _statement, scorers, pairs = source
+    return (
+        type(name) in _STRING_OR_NONE
+        and type(kind) in _STRING_OR_NONE
+        and type(pairs) is tuple
+        and all(type(key) is str and type(value) is str for key, value in pairs)
+        and all(
+            type(scorer) in _STRING_OR_NONE and type(scorer_type) in _STRING_OR_NONE for scorer, scorer_type in scorers
+        )
+    )
+
+
+def summary_item(scenario: dict[str, Any]) -> ListItem:
+    """:func:`summarize` as a list item (with its JSON and, once counted, its part counts), remembered per scenario
+    id in a small LRU bounded in entries and characters, and used again while the values it was made from are the
+    same. Items are shared between calls: neither they nor their values are changed.
+    """
+    global _summary_chars
+    scenario_id = scenario["id"]
+    if type(scenario_id) is not str:
+        return ListItem(summarize(scenario))
+    source = _summary_source(scenario)
+    with _summary_lock:
+        known = _summaries.get(scenario_id)
+        if known is not None and known[0] == source:  # (strings compared, none hashed: statements are long)
+            _summaries.move_to_end(scenario_id)
+            return known[1]
+    item = ListItem(summarize(scenario))
+    chars = _chars(source, item)
+    if chars > SUMMARY_CACHE_CHARS // 16 or not _only_strings(source):
+        return item
+    with _summary_lock:
+        replaced = _summaries.pop(scenario_id, None)
+        if replaced is not None:
+            _summary_chars -= _chars(*replaced)
+        _summaries[scenario_id] = (source, item)
+        _summary_chars += chars
+        while len(_summaries) > SUMMARY_CACHE_ENTRIES or _summary_chars > SUMMARY_CACHE_CHARS:
+            _, evicted = _summaries.popitem(last=False)
+            _summary_chars -= _chars(*evicted)
+    return item
+
+
+def _chars(source: tuple[Any, ...], item: ListItem) -> int:
+    """What a remembered summary holds: its problem statement (in the source) and its JSON (name, metadata...)."""
+    statement: str | None = source[2]
+    return len(item.text) + (len(statement) if statement is not None else 0)
+
+
+def summary_cache_size() -> tuple[int, int]:
+    """Entries and characters held by the summary cache (for tests and benches)."""
+    with _summary_lock:
+        return len(_summaries), _summary_chars
 
 
 def normalize_fields(fields: list[str] | None) -> list[str] | None:
