@@ -1,13 +1,13 @@
 """Packing one list page into its token budget: whole scenarios while they fit, a lone oversized one shortened.
 
-Sizes are estimated while scenarios are added (cheap), then the whole page is counted exactly (both
-tokenizers) and settled: scenarios are given back when it is over, more are added when the exact count
-leaves room. The result never exceeds the budget by the exact count.
+Scenarios are added while their exact counts (each the larger of the two encodings', counted once per item)
+and the envelope's fit, then the whole page is counted exactly (both tokenizers, each summed over its own
+parts) and settled: scenarios are given back when it is over, more are added when the exact count leaves
+room. The result never exceeds the budget by the exact count.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +16,6 @@ from runloop_scenarios_mcp.services.budget import (
     ListItem,
     Serialized,
     count_list_items,
-    count_serialized,
     list_json,
     to_json,
 )
@@ -36,26 +35,10 @@ _ONE_EMPTY_ITEM = [ListItem({})]
 """Stands in for the one item of a page when the envelope around it is counted."""
 
 
-class _Estimate:
-    """Quick token estimates for packing: bytes of compact JSON times the tokens-per-byte of the first item.
-
-    The first item is counted as the page is (both tokenizers); the rest are scaled from their size, which
-    costs nothing.
-    The exact count of the whole page (both tokenizers) decides what is returned, so an estimate only
-    needs to be close, not safe.
-    """
-
-    def __init__(self) -> None:
-        self._per_byte: float | None = None
-
-    def of(self, item: ListItem) -> int:
-        """The estimate for ``item``."""
-        size = len(item.text.encode())
-        if self._per_byte is None:
-            exact = count_serialized(item.text, remember=True)
-            self._per_byte = exact / max(size, 1)
-            return exact
-        return math.ceil(size * self._per_byte)
+def _cost(item: ListItem) -> int:
+    """What ``item`` adds to a page: its part's exact count (``text[2:]`` and the separator with the next item's
+    opening ``,{"``), the larger of the two encodings', counted once per item (remembered summaries keep it)."""
+    return max(item.part_counts(last=False))
 
 
 @dataclass(frozen=True)
@@ -204,10 +187,9 @@ class PagePacker:
         self._limit = limit
         self._items: list[ListItem] = []
         self._entries: list[Entry] = []
-        self._sizes: list[int] = []  # each item's estimated tokens, separator included
+        self._sizes: list[int] = []  # each item's tokens by _cost, separator included
         self._clips: list[ClippedField] = []
-        self._estimate = _Estimate()
-        self._used = 0  # envelope + items + separators, by estimates (the whole page is counted exactly in settle)
+        self._used = 0  # envelope + items + separators, item by item (the whole page is counted exactly in settle)
 
     async def pack(self) -> dict[str, Any]:
         """The page as the list_scenarios result (a JSON-ready dict)."""
@@ -254,13 +236,13 @@ class PagePacker:
                 return
 
     def _add_next(self, entry: Entry) -> bool:
-        """Move ``entry`` (the feed's next) onto the page if its estimate fits (or it is the first, shortened if need
+        """Move ``entry`` (the feed's next) onto the page if its cost fits (or it is the first, shortened if need
         be); whether the next may follow."""
         scenario_id = entry.scenario["id"]
         item = self._project(entry)
         if not self._items:
             self._used = self._overhead(scenario_id, [])
-        tokens = self._estimate.of(item) + 1
+        tokens = _cost(item)
         if self._used + tokens > self._budget:
             if self._items:
                 return False  # the next page starts with this one, whole
@@ -273,14 +255,14 @@ class PagePacker:
         return not self._clips
 
     async def _add_if_exactly_fits(self, room: int) -> bool:
-        """Add the next scenario if its exact count (and a separator) fits ``room``."""
+        """Add the next scenario if its cost (its exact count with a separator) fits ``room``."""
         if self._limit is not None and len(self._items) >= self._limit:
             return False
         entry = await self._feed.peek()
         if entry is None:
             return False
         item = self._project(entry)
-        tokens = count_serialized(item.text, remember=True) + 1
+        tokens = _cost(item)
         if tokens > room:
             return False
         self._items.append(item)
@@ -290,7 +272,7 @@ class PagePacker:
         return True
 
     def _give_back(self, excess: int) -> None:
-        """Return the last scenarios to the feed until their estimates cover ``excess`` (at least one)."""
+        """Return the last scenarios to the feed until their costs cover ``excess`` (at least one)."""
         freed = 0
         while len(self._items) > 1 and (freed < excess or not freed):
             self._items.pop()
@@ -300,7 +282,7 @@ class PagePacker:
         self._used -= freed
 
     async def _settle(self) -> dict[str, Any] | None:
-        """Settle the page by its exact count (estimates are close: one or two counts do); None when a lone
+        """Settle the page by its exact count (the sum of the costs is close: one or two counts do); None when a lone
         scenario is still over the budget."""
         shrunk, top_ups = False, 0
         while True:
@@ -317,7 +299,7 @@ class PagePacker:
             top_ups += 1
             room_left = self._budget - tokens
             if room_left >= 2 * sum(self._sizes) / len(self._sizes):
-                self._used, count = tokens, len(self._items)  # exact: top up into the room left, by estimates
+                self._used, count = tokens, len(self._items)  # exact: top up into the room left, item by item
                 await self._add_while_it_fits()
                 if len(self._items) == count:
                     return result
