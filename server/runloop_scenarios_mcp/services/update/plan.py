@@ -58,7 +58,13 @@ def fingerprint(scenario: dict[str, Any]) -> str:
 
 def diff(before: Any, after: Any, path: str = "") -> list[DiffEntry]:
     """Leaf-level differences; lists of equal length are compared item by item, lists of named objects
-    (scorers) that gain, lose or reorder items are compared by name (paths ``...<list>.<name>...``)."""
+    (scorers) that gain, lose or reorder items are compared by name (paths ``...<list>.<name>...``).
+
+    A value compared with itself has no differences: the parts of a scenario a merge patch left alone are
+    shared with it (``merge_patch``), so a plan's diff walks only what the patch touched.
+    """
+    if before is after:
+        return []
     if isinstance(before, dict) and isinstance(after, dict):
         out: list[DiffEntry] = []
         for key in list(before) + [k for k in after if k not in before]:
