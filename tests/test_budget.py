@@ -315,11 +315,13 @@ def test_texts_with_digits_next_to_anything_count_as_the_sum_of_their_digit_part
 
 def test_runs_of_digits_are_counted_without_tokenizing() -> None:
     """Every one to three ASCII digits is one token in both vocabularies, so a run of n digits is ceil(n/3) tokens."""
-    assert budget._digit_chunks_are_tokens()
-    for width in (1, 2, 3):
-        for number in range(10**width):
-            chunk = f"{number:0{width}d}"
-            assert all(len(load_encoding(name).encode_ordinary(chunk)) == 1 for name in ENCODING_NAMES), chunk
+    chunks = [f"{number:0{width}d}" for width in (1, 2, 3) for number in range(10**width)]
+    for chunk in chunks:
+        assert all(len(load_encoding(name).encode_ordinary(chunk)) == 1 for name in ENCODING_NAMES), chunk
+    joined = "".join(chunks)
+    assert budget._run_tokens(joined) == -(-len(joined) // 3) == count_text(joined)  # pieces of three from the start
+    assert all(budget._run_tokens(chunk) == 1 for chunk in chunks)
+    assert set(chunks) == budget._SINGLE_TOKEN_CHUNKS  # each checked once, then known
     for length in range(1, 60):
         digits = "".join(random.Random(length).choices("0123456789", k=length))
         assert max(budget._digit_part_counts(digits)) == count_text(digits) == -(-length // 3)

@@ -104,9 +104,9 @@ def count_serialized(text: str, *, remember: bool = False) -> int:
 # or inside the whole. The cut after a run needs an ASCII character next (not another kind of digit, such as
 # ``²``); the cut before it needs an ASCII character before it other than whitespace (``\s+(?!\S)`` looks
 # ahead: whitespace at the end of a part may split otherwise than before a digit). The parts between runs
-# repeat from page to page and are remembered. A run is never tokenized: every string of one to three ASCII
-# digits is a token of both vocabularies (checked once, :func:`_digit_chunks_are_tokens`), so a run of n digits
-# is ceil(n / 3) tokens in each.
+# repeat from page to page and are remembered. A run is not tokenized: every string of one to three ASCII
+# digits is a token of both vocabularies (each checked once, when first seen: :func:`_run_tokens`), so a run of
+# n digits is ceil(n / 3) tokens in each.
 #
 # tests/test_budget.py checks sum-of-parts against whole-page counts, both encodings, on every page of walks over
 # the emulator's and the fake's data and on hostile strings.
@@ -180,21 +180,25 @@ def list_parts(head: dict[str, Any], key: str, items: list[str]) -> list[str] | 
 
 
 _DIGIT_RUN = re.compile(r"[0-9]+")
-_digit_chunks_checked: bool | None = None
+_SINGLE_TOKEN_CHUNKS: set[str] = set()
+"""Strings of one to three ASCII digits found to be one token in each encoding (at most 1,110)."""
 
 
-def _digit_chunks_are_tokens() -> bool:
-    """Whether every string of one to three ASCII digits (leading zeros too) is one token in each encoding.
+def _run_tokens(run: str) -> int | None:
+    """Tokens of a run of ASCII digits in each encoding (pieces of three from its start, each one token), or None
+    when a piece is not one token.
 
-    Counted once: the 1,110 chunks joined by single spaces, a text whose pieces are the chunks and the spaces
-    (``\\s+(?!\\S)`` fails before a digit, ``\\s+`` takes the one space), every piece at least one token, so the
-    count is 2,219 exactly when each is one token (a space alone is one).
+    Pieces not seen before are checked in one count: joined by single spaces, the pieces and the spaces are the
+    text's pieces (``\\s+(?!\\S)`` fails before a digit, ``\\s+`` takes the one space), each at least one token,
+    so the count is ``2 * n - 1`` exactly when each is one token (a space alone is one).
     """
-    global _digit_chunks_checked
-    if _digit_chunks_checked is None:
-        chunks = [f"{number:0{width}d}" for width in (1, 2, 3) for number in range(10**width)]
-        _digit_chunks_checked = all(count == 2 * len(chunks) - 1 for count in _counts(" ".join(chunks)))
-    return _digit_chunks_checked
+    chunks = [run[start : start + 3] for start in range(0, len(run), 3)]
+    new = [chunk for chunk in dict.fromkeys(chunks) if chunk not in _SINGLE_TOKEN_CHUNKS]
+    if new:
+        if any(count != 2 * len(new) - 1 for count in _counts(" ".join(new))):
+            return None
+        _SINGLE_TOKEN_CHUNKS.update(new)
+    return len(chunks)
 
 
 def digit_parts(text: str) -> list[str]:
@@ -219,8 +223,8 @@ def _digit_part_counts(text: str) -> list[int]:
     totals = [0] * len(ENCODING_NAMES)
     runs = 0  # tokens of the runs of digits, the same in each encoding
     for part in digit_parts(text):
-        if part.isascii() and part.isdigit() and _digit_chunks_are_tokens():
-            runs += -(-len(part) // 3)
+        if part.isascii() and part.isdigit() and (tokens := _run_tokens(part)) is not None:
+            runs += tokens
             continue
         for encoding, count in enumerate(_cached_counts(part)):
             totals[encoding] += count
