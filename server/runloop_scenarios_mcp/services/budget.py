@@ -270,12 +270,9 @@ def count_list_items(head: dict[str, Any], key: str, items: list[ListItem]) -> t
     text = opening + ",".join([item.text for item in items]) + "]}"
     if not items or not all(item.cuttable for item in items):
         return text, max(_digit_part_counts(text))
-    totals = _digit_part_counts(opening + '{"')
-    last = len(items) - 1
-    for index, item in enumerate(items):
-        for encoding, count in enumerate(item.part_counts(last=index == last)):
-            totals[encoding] += count
-    return text, max(totals)
+    parts = [item.part_counts(last=False) for item in items[:-1]]
+    parts += [items[-1].part_counts(last=True), tuple(_digit_part_counts(opening + '{"'))]
+    return text, max(sum(counts) for counts in zip(*parts, strict=True))  # (each encoding's sum over the parts)
 
 
 def count_list_json(head: dict[str, Any], key: str, items: list[str]) -> tuple[str, int]:

@@ -149,11 +149,13 @@ def summary_item(scenario: dict[str, Any]) -> ListItem:
     if type(scenario_id) is not str:
         return ListItem(summarize(scenario))
     source = _summary_source(scenario)
-    with _summary_lock:
-        known = _summaries.get(scenario_id)
-        if known is not None and known[0] == source:  # (strings compared, none hashed: statements are long)
+    known = _summaries.get(scenario_id)  # (one lookup is atomic: no lock on the way to a hit)
+    if known is not None and known[0] == source:  # (strings compared, none hashed: statements are long)
+        try:  # noqa: SIM105 (contextlib.suppress costs more than the rest of a hit)
             _summaries.move_to_end(scenario_id)
-            return known[1]
+        except KeyError:  # (another thread has just dropped it: it is still right)
+            pass
+        return known[1]
     item = ListItem(summarize(scenario))
     chars = _chars(source, item)
     if chars > SUMMARY_CACHE_CHARS // 16 or not _only_strings(source):
