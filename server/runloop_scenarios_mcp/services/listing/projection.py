@@ -1,7 +1,8 @@
 """What a listed scenario looks like: the lean summary, or the top-level fields the caller chose.
 
 Summaries are remembered (:func:`summary_item`): an agent pages through the same scenarios again and again, and a
-summary, its JSON and its token counts depend only on a few values of the scenario, which make the key.
+summary, its JSON and its token counts depend only on a few values of the scenario; one made before is used again
+for the same scenario id while those values are equal (as strings: see :func:`_only_strings`).
 """
 
 from __future__ import annotations
