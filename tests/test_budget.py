@@ -350,6 +350,8 @@ def test_a_list_item_carries_its_json_and_the_counts_of_its_parts() -> None:
         assert item.part_counts(last=last) == expected
         assert item.part_counts(last=last) is item.part_counts(last=last)  # kept, not counted again
     assert not ListItem({"1d": 2}).cuttable and not ListItem({}).cuttable and not ListItem([]).cuttable
+    with pytest.raises(UnicodeEncodeError):  # what cannot be sent is refused where it is made
+        ListItem({"id": "scn_1", "name": "half a pair: \ud800"})
 
 
 # --- remembered summaries --------------------------------------------------------------------

@@ -247,6 +247,8 @@ class ListItem:
     def __init__(self, value: Any, text: str | None = None) -> None:
         self.value = value
         self.text = to_json(value) if text is None else text
+        if not self.text.isascii():
+            self.text.encode()  # a lone surrogate cannot be sent as UTF-8: UnicodeEncodeError now, not at the transport
         self.cuttable = len(self.text) > 2 and self.text.startswith('{"') and _ascii_letter(self.text[2])
         """Whether a page may be cut right after this item's opening ``{"`` (see above)."""
         self._middle: tuple[int, ...] | None = None
