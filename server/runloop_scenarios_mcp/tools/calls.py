@@ -20,6 +20,7 @@ from runloop_scenarios_mcp.config import MIN_MAX_TOKENS
 from runloop_scenarios_mcp.errors import InvalidArgument, RunloopMcpError, to_tool_message
 from runloop_scenarios_mcp.services.budget import count_json, json_of, to_json
 from runloop_scenarios_mcp.services.contracts import ToolInput
+from runloop_scenarios_mcp.services.sendable import has_lone_surrogate, sendable
 from runloop_scenarios_mcp.services.state import AppState
 from runloop_scenarios_mcp.tools.lazy_state import LazyState
 from runloop_scenarios_mcp.tools.results import error_result
@@ -152,6 +153,10 @@ async def run_call(
     if isinstance(result, InputRequiredResult):
         return result
     result, text = redact_result(result, state.settings.secret_values)
+    if has_lone_surrogate(text):
+        logger.warning("lone_surrogate_in_result tool=%s replaced_with=U+FFFD", name)
+        result = sendable(result)
+        text = to_json(result)
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
 
 

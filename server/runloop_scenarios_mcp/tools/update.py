@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from runloop_scenarios_mcp.services.contracts import UpdateScenarioInput
 from runloop_scenarios_mcp.services.journal import AuditContext
+from runloop_scenarios_mcp.services.sendable import sendable
 from runloop_scenarios_mcp.services.state import AppState
 from runloop_scenarios_mcp.services.update.apply import Answer, Confirm, apply
 from runloop_scenarios_mcp.services.update.preview import UpdateRequest, preview
@@ -57,7 +58,7 @@ def _can_elicit(ctx: ToolContext) -> bool:
 
 def _seen(message: str) -> str:
     """What ``request_state`` carries: which summary the person was shown (the SDK seals it)."""
-    return hashlib.sha256(message.encode()).hexdigest()[:32]
+    return hashlib.sha256(sendable(message).encode()).hexdigest()[:32]
 
 
 def _answer(outcome: Any) -> Answer:
@@ -89,7 +90,7 @@ def _confirmer(ctx: ToolContext, state: AppState) -> Confirm | None:
         try:
             # The person's time to answer is theirs: it does not count against the call's --call-timeout.
             with deadline_paused(), anyio.fail_after(state.settings.confirm_timeout):
-                return _answer(await ctx.elicit(message, Confirmation))
+                return _answer(await ctx.elicit(sendable(message), Confirmation))
         except TimeoutError:
             return "timeout"
         except Exception as exc:  # an elicitation that fails for any reason writes nothing
@@ -155,7 +156,7 @@ async def update_scenario(
     except _AskPerson as ask:
         question = ElicitRequest(
             params=ElicitRequestFormParams(
-                message=ask.message, requested_schema=render_elicitation_schema(Confirmation)
+                message=sendable(ask.message), requested_schema=render_elicitation_schema(Confirmation)
             )
         )
         return InputRequiredResult(input_requests={CONFIRM_KEY: question}, request_state=_seen(ask.message))

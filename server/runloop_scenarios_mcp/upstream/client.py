@@ -327,7 +327,10 @@ class RunloopClient:
         """POST an update. Retried only on 429 or when the connection failed before anything was sent."""
         path = scenario_path(scenario_id)
         headers = {"x-request-id": f"runloop-scenarios-mcp-{uuid.uuid4()}", "Content-Type": "application/json"}
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        except UnicodeEncodeError:  # a lone surrogate the API sent ("\ud800") goes back as the escape it came as
+            content = json.dumps(body, separators=(",", ":")).encode()
         call = self._call_deadline()
         # The POST leaves a few seconds of the call's deadline to the read that checks what happened to it.
         deadline = Deadline(call.seconds, at=call.at - min(WRITE_CHECK_RESERVE, call.seconds / 4))

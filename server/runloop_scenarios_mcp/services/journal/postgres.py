@@ -41,6 +41,7 @@ from runloop_scenarios_mcp.services.journal.store import (
     used_outcome,
     used_token_query,
 )
+from runloop_scenarios_mcp.services.sendable import sendable
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ INSERT = (
 def _json(value: Any) -> Json | None:
     if value is None:
         return None
-    return Json(value, dumps=lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")))
+    # jsonb refuses a lone surrogate even as an escape: such text from the API is stored as U+FFFD (an undo
+    # of that entry restores U+FFFD there; SQLite keeps the escape).
+    return Json(value, dumps=lambda v: json.dumps(sendable(v), ensure_ascii=False, separators=(",", ":")))
 
 
 def lock_key(scenario_id: str) -> int:

@@ -52,6 +52,7 @@ from runloop_scenarios_mcp.services.journal.store import (
     used_outcome,
     used_token_query,
 )
+from runloop_scenarios_mcp.services.sendable import has_lone_surrogate
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ UNLOCK = "DELETE FROM scenario_locks WHERE scenario_id = ? AND owner = ?"
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON for a TEXT column; a lone surrogate from the API (not UTF-8) is kept as its JSON escape."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, separators=(",", ":")) if has_lone_surrogate(text) else text
 
 
 def _loads(text: str | None) -> Any:

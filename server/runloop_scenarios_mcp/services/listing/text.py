@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runloop_scenarios_mcp.errors import InvalidArgument
-from runloop_scenarios_mcp.services.budget import count_text
+from runloop_scenarios_mcp.services.budget import count_text, utf8_size
 
 SNIPPET_CHARS = 200
 """A snippet's length at most, its ellipses included."""
@@ -106,7 +106,7 @@ def snippet(value: str, folded: str, start: int, length: int) -> str:
         left = max(0, right - width)
         left, right = _word_edges(value, left, right, begin, end)
         text = ("…" if left > 0 else "") + " ".join(value[left:right].split()) + ("…" if right < len(value) else "")
-        tokens = count_text(text) if len(text.encode()) > SNIPPET_TOKENS else 0  # a token is at least a byte
+        tokens = count_text(text) if utf8_size(text) > SNIPPET_TOKENS else 0  # a token is at least a byte
         if tokens <= SNIPPET_TOKENS or width <= 24:
             return text
         width = max(24, width * SNIPPET_TOKENS // tokens - 4)

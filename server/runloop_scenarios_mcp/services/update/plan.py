@@ -48,7 +48,7 @@ SCORER_REQUIRED: dict[str, tuple[str, ...]] = {
 
 
 def digest(value: Any) -> str:
-    return hashlib.sha256(canonical(value).encode()).hexdigest()[:32]
+    return hashlib.sha256(canonical(value).encode("utf-8", "surrogatepass")).hexdigest()[:32]  # lone surrogates too
 
 
 def fingerprint(scenario: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runloop_scenarios_mcp.services.budget import clip_to_fit, count_json, count_serialized, to_json, usable
+from runloop_scenarios_mcp.services.budget import clip_to_fit, count_json, count_serialized, to_json, usable, utf8_size
 from runloop_scenarios_mcp.services.update.diff_view import LONG_TEXT
 
 _BYTES_PER_TOKEN_MAX = 256
@@ -45,7 +45,7 @@ def _assemble(
 def _cost(result: dict[str, Any], limit: int) -> int:
     """Tokens of ``result``, or ``limit + 1`` when its size alone proves it cannot fit (no tokenizing)."""
     text = to_json(result)
-    if len(text.encode()) > _BYTES_PER_TOKEN_MAX * limit:
+    if utf8_size(text) > _BYTES_PER_TOKEN_MAX * limit:
         return limit + 1
     return count_serialized(text)
 
@@ -59,7 +59,7 @@ def fit_update_result(
 ) -> dict[str, Any]:
     """The result, within ``max_tokens`` by o200k_base and cl100k_base (within :func:`usable` of it)."""
     limit = usable(max_tokens)
-    body_bytes = len(to_json(body).encode())
+    body_bytes = utf8_size(to_json(body))
     shown_body = body if not _has_long_text(body) else None
     result = _assemble(head, diff, 0, mismatches, shown_body, body_bytes, max_tokens)
     tokens = _cost(result, limit)
