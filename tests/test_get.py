@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import random
 from typing import Any
 
 import pytest
@@ -167,3 +169,24 @@ async def test_bad_slices_are_clear_errors(mcp: Session, emulator: Emulator) -> 
         "get_scenario", {"scenario_id": sid, "field": "input_context.problem_statement", "offset": length + 1}
     )
     assert f"0..{length}" in message
+
+
+@pytest.mark.parametrize("budget", [1000, 4000])
+async def test_a_megabytes_long_statement_is_clipped_from_an_estimate_and_fits(
+    mcp: Session, emulator: Emulator, real_tokens: RealTokens, budget: int
+) -> None:
+    """A value too big to fit whole (more bytes than 256 x the budget) is not counted whole: clipping steers by
+    the density of a sample, and the exact count of what is sent still decides. Random base64 is the costliest
+    text to count; 3 MB of it with two long metadata values."""
+    rng = random.Random(11)
+    blob = base64.b64encode(rng.randbytes(2_250_000)).decode()
+    scenario = dict(largest(emulator)[0], id="scn_megabytes")
+    scenario["input_context"] = {**scenario["input_context"], "problem_statement": blob}
+    scenario["metadata"] = {"notes": "plain words " * 20_000, "hash": blob[:100_000]}
+    emulator.put(scenario)
+    result = await get(mcp, real_tokens, {"scenario_id": "scn_megabytes", "max_tokens": budget})
+    shown = result["scenario"]["input_context"]["problem_statement"]
+    assert blob.startswith(shown.split("…")[0]) and len(shown) < len(blob)
+    clipped = {clip["path"] for clip in result["clipped"]}
+    assert "input_context.problem_statement" in clipped
+    assert result["estimated_tokens"] <= budget

@@ -76,6 +76,12 @@ def count_json(value: Any) -> int:
     return count_serialized(to_json(value))
 
 
+MAX_TOKEN_BYTES = 256
+"""No token of either encoding spans more bytes: a text of more than 256 x N bytes cannot fit N tokens."""
+DENSITY_SAMPLE_CHARS = 65_536
+"""How much of a long string clipping counts to estimate its tokens per character (exact counts then decide)."""
+
+
 def utf8_size(text: str) -> int:
     """Bytes of ``text`` as UTF-8; a lone surrogate (which upstream JSON can carry, and which the tool layer
     sends as U+FFFD) counts as the 3 bytes of U+FFFD, so the size never raises."""
@@ -396,8 +402,11 @@ def clip_to_fit(
     most clipping does not fit, the result is as small as clipping makes it; the caller decides.
     """
     cost = overhead or (lambda _clips: 0)
-    tokens = count_json(value)
-    if tokens + cost([]) <= available:
+    text = to_json(value)
+    # A token spans at most MAX_TOKEN_BYTES bytes, so a value of more bytes than that many tokens cannot fit:
+    # it is not counted whole (a megabyte of base64 would take seconds), only estimated to steer the clipping.
+    tokens = count_serialized(text) if utf8_size(text) <= MAX_TOKEN_BYTES * available else None
+    if tokens is not None and tokens + cost([]) <= available:
         return value, [], tokens
     leaves: list[tuple[PathParts, str]] = []
     _string_leaves(value, (), leaves)
@@ -411,19 +420,38 @@ def clip_to_fit(
             best = attempt
         if best[2] + cost(best[1]) <= available:
             break
-    return best if best is not None else (value, [], tokens)
+    return best if best is not None else (value, [], count_serialized(text) if tokens is None else tokens)
 
 
 def _clip_candidates(
     value: Any,
-    tokens: int,
+    tokens: int | None,
     candidates: dict[PathParts, str],
     available: int,
     prefix_path: str,
     cost: ClipOverhead,
 ) -> tuple[Any, list[Clip], int]:
-    """Find the water level (common kept length) by a density model, then correct it by exact counts."""
-    density = {path: count_json(text) / len(text) for path, text in candidates.items()}
+    """Find the water level (common kept length) by a density model, then correct it by exact counts.
+
+    ``tokens``: the exact count of ``value``, or None when it is too big to count whole (then estimated).
+    The density of a long string is that of its first :data:`DENSITY_SAMPLE_CHARS` characters.
+    """
+    density = {
+        path: count_json(text[:DENSITY_SAMPLE_CHARS]) / len(text[:DENSITY_SAMPLE_CHARS])
+        for path, text in candidates.items()
+    }
+    if tokens is None:
+        sampled = value
+        for path, text in candidates.items():
+            if len(text) > DENSITY_SAMPLE_CHARS:
+                sampled = _set_path(sampled, path, text[:DENSITY_SAMPLE_CHARS])
+        tokens = count_json(sampled) + round(
+            sum(
+                (len(text) - DENSITY_SAMPLE_CHARS) * density[path]
+                for path, text in candidates.items()
+                if len(text) > DENSITY_SAMPLE_CHARS
+            )
+        )
 
     def plan(level: int) -> list[Clip]:
         return [

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+
 from runloop_scenarios_mcp.errors import InvalidArgument, shown
-from runloop_scenarios_mcp.services.budget import count_json, lookup_path, to_json, usable
+from runloop_scenarios_mcp.services.budget import MAX_TOKEN_BYTES, count_json, lookup_path, to_json, usable, utf8_size
 from runloop_scenarios_mcp.services.contracts import ClippedField, GetScenarioResult, StringSlice
 from runloop_scenarios_mcp.services.listing.fitting import fit_alone
 from runloop_scenarios_mcp.services.sendable import sendable
@@ -48,10 +50,22 @@ async def get_page(
     scenario = sendable(await client.get_scenario(scenario_id, on_wait=on_wait))  # shown only, never written
     if field is not None:
         return _slice(scenario, field, offset, max_tokens)
+    size = utf8_size(to_json(scenario))
+    if size > OFF_LOOP_BYTES:  # counting a few megabytes takes seconds: keep the event loop serving meanwhile
+        return await anyio.to_thread.run_sync(_fit_whole, scenario, scenario_id, max_tokens, size)
+    return _fit_whole(scenario, scenario_id, max_tokens, size)
+
+
+OFF_LOOP_BYTES = 256 * 1024
+"""Scenarios larger than this (as JSON) are fitted in a worker thread."""
+
+
+def _fit_whole(scenario: dict[str, Any], scenario_id: str, max_tokens: int, size: int) -> dict[str, Any]:
     limit = usable(max_tokens)
-    result = _result(scenario=scenario, slice_=None, clips=[], max_tokens=max_tokens, hint=_HINT_FULL)
-    if result["estimated_tokens"] <= limit:
-        return result
+    if size <= MAX_TOKEN_BYTES * limit:  # else it cannot fit whole: not counted whole (see clip_to_fit)
+        result = _result(scenario=scenario, slice_=None, clips=[], max_tokens=max_tokens, hint=_HINT_FULL)
+        if result["estimated_tokens"] <= limit:
+            return result
     sid = str(scenario.get("id", scenario_id))
 
     def cost(notes: list[ClippedField]) -> int:

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from runloop_scenarios_mcp.services.budget import clip_to_fit, count_json, count_serialized, to_json, usable, utf8_size
+from runloop_scenarios_mcp.services.budget import (
+    MAX_TOKEN_BYTES,
+    clip_to_fit,
+    count_json,
+    count_serialized,
+    to_json,
+    usable,
+    utf8_size,
+)
 from runloop_scenarios_mcp.services.update.diff_view import LONG_TEXT
-
-_BYTES_PER_TOKEN_MAX = 256
-"""No token of either encoding spans more bytes: a text of more than 256 x N bytes cannot fit N tokens."""
 
 
 def _assemble(
@@ -45,7 +50,7 @@ def _assemble(
 def _cost(result: dict[str, Any], limit: int) -> int:
     """Tokens of ``result``, or ``limit + 1`` when its size alone proves it cannot fit (no tokenizing)."""
     text = to_json(result)
-    if utf8_size(text) > _BYTES_PER_TOKEN_MAX * limit:
+    if utf8_size(text) > MAX_TOKEN_BYTES * limit:
         return limit + 1
     return count_serialized(text)
 
