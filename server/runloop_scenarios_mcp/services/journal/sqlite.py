@@ -103,6 +103,8 @@ class SqliteStore(JournalStore):
             lambda: self._connect(synchronous="NORMAL", wait=0.0, checkpoint=False),
             lambda connection: connection.close(),
         )
+        self._wal = True
+        """Whether the database is in WAL mode, where a NORMAL commit does not sync (the ``_now`` calls need it)."""
         self._held: set[str] = set()
         self._held_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
@@ -161,6 +163,7 @@ class SqliteStore(JournalStore):
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 logger.warning("journal_sqlite_not_wal mode=%s path=%s", mode, self.path)
+                self._wal = False  # without WAL every commit syncs: nothing runs on the event loop's thread
         with self._write() as connection:
             connection.execute(SCHEMA_TABLE["sqlite"])
             current = connection.execute("SELECT coalesce(max(version), 0) FROM journal_schema").fetchone()[0]
@@ -248,6 +251,8 @@ class SqliteStore(JournalStore):
         after: dict[str, Any] | None,
         detail: str,
     ) -> tuple[bool, bool]:
+        if not self._wal:
+            raise WouldBlock
         with _would_block():
             return self._finish_and_unlock(self._now_pool, handle, entry, outcome, finished_at, after, detail)
 
@@ -319,6 +324,8 @@ class SqliteStore(JournalStore):
         return self._try_lock(self._lock_pool, scenario_id, token_id)
 
     def try_lock_unused_now(self, scenario_id: str, token_id: str | None) -> tuple[object | None, Outcome | None]:
+        if not self._wal:
+            raise WouldBlock
         with _would_block():
             return self._try_lock(self._now_pool, scenario_id, token_id)
 
