@@ -80,7 +80,7 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
     # first signs, all verify), so any process or replica with the same secret continues any call.
     secrets = [key.get_secret_value() for key in settings.secrets]
     states: list[LazyState] = []
-    """One per run of the lifespan (a server object can be served again); the last is the current one."""
+    """The current run's state (one per run of the lifespan: a server object can be served again)."""
     emulator: list[HttpTransport] = []
     uses_emulator = settings.emulator and transport is None
     # With the built-in emulator no request leaves the process, and logs should not name the real API.
@@ -99,13 +99,13 @@ def build_server(settings: Settings, *, transport: HttpTransport | None = None) 
         return emulator[0]
 
     def build_current() -> None:
-        if states:
-            states[-1].build()
+        for state in states[:1]:
+            state.build()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[LazyState]) -> AsyncIterator[LazyState]:
         state = LazyState(lambda: build_state(settings, secrets, make_transport(), base_url))
-        states.append(state)
+        states[:] = [state]
         # A host that never lists tools still gets the warm-up, a little later (tool calls load on demand).
         fallback = threading.Timer(WARM_UP_FALLBACK, warm_up.start)
         fallback.daemon = True
