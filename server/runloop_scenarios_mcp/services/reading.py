@@ -10,7 +10,7 @@ from runloop_scenarios_mcp.errors import InvalidArgument, shown
 from runloop_scenarios_mcp.services.budget import MAX_TOKEN_BYTES, count_json, lookup_path, to_json, usable, utf8_size
 from runloop_scenarios_mcp.services.contracts import ClippedField, GetScenarioResult, StringSlice
 from runloop_scenarios_mcp.services.listing.fitting import fit_alone
-from runloop_scenarios_mcp.services.sendable import sendable
+from runloop_scenarios_mcp.services.sendable import has_lone_surrogate, sendable
 from runloop_scenarios_mcp.upstream.client import OnWait, RunloopClient
 
 _HINT_FULL = "This is the whole scenario. To change it, call update_scenario with dry_run=true first."
@@ -47,10 +47,14 @@ async def get_page(
     on_wait: OnWait | None = None,
 ) -> dict[str, Any]:
     """The get_scenario result: the scenario (clipped to fit), or one slice of one of its strings."""
-    scenario = sendable(await client.get_scenario(scenario_id, on_wait=on_wait))  # shown only, never written
+    scenario = await client.get_scenario(scenario_id, on_wait=on_wait)
+    text = to_json(scenario)
+    if has_lone_surrogate(text):  # shown only, never written: what UTF-8 cannot carry is shown as U+FFFD
+        scenario = sendable(scenario)
+        text = to_json(scenario)
     if field is not None:
         return _slice(scenario, field, offset, max_tokens)
-    size = utf8_size(to_json(scenario))
+    size = utf8_size(text)
     if size > OFF_LOOP_BYTES:  # counting a few megabytes takes seconds: keep the event loop serving meanwhile
         return await anyio.to_thread.run_sync(_fit_whole, scenario, scenario_id, max_tokens, size)
     return _fit_whole(scenario, scenario_id, max_tokens, size)
