@@ -26,21 +26,20 @@ import httpx
 import pytest
 
 from tests.support.common import CANARY_KEY, ROOT
-from tests.support.raw_stdio import EXIT_TIMEOUT, SCRIPT, RawSession, base_env, call, check_json_rpc_lines
+from tests.support.raw_stdio import (
+    EXIT_TIMEOUT,
+    INITIALIZED,
+    SCRIPT,
+    RawSession,
+    base_env,
+    call,
+    check_json_rpc_lines,
+    initialize,
+)
 
 PREFIX = "runloop-scenarios-mcp: error: "
 STDIO_REFUSAL = PREFIX + "--port/--host apply to --transport http; add --transport http or drop them"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "lifecycle", "version": "0"},
-    },
-}
-INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+INITIALIZE = initialize(client="lifecycle")
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 

@@ -25,22 +25,14 @@ from pydantic import SecretStr
 
 from runloop_scenarios_mcp.config import Settings
 from tests.support.common import make_settings
+from tests.support.raw_stdio import initialize
 from tests.support.serving import serving
 
 pytestmark = pytest.mark.anyio
 
 SCRIPT = Path(sys.executable).parent / "runloop-scenarios-mcp"
 TOKEN = "http-token-for-tests-5b8c2e"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw-test", "version": "0"},
-    },
-}
+INITIALIZE = initialize(client="raw-test")
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 

@@ -31,18 +31,14 @@ from runloop_scenarios_mcp.logs import RateLimitedHandler, RedactingFormatter
 from runloop_scenarios_mcp.transport import connections
 from runloop_scenarios_mcp.transport.connections import connection_cap, quiet_accept_errors
 from tests.support.common import make_settings
+from tests.support.raw_stdio import initialize as initialize_request
 from tests.support.serving import serving
 
 SCRIPT = Path(sys.executable).parent / "runloop-scenarios-mcp"
 TOKEN = "http-bounds-token-4f1c9a"
 GUARD = 20.0
 """Socket timeout: far above any wait here, so only a hang trips it."""
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bounds", "version": "0"}},
-}
+INITIALIZE = initialize_request(client="bounds")
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 

@@ -22,6 +22,7 @@ from mcp.client.stdio import stdio_client
 from runloop_scenarios_mcp.app import build_server
 from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator
 from tests.support.common import CANARY_KEY, make_settings
+from tests.support.raw_stdio import initialize
 
 pytestmark = pytest.mark.anyio
 
@@ -134,13 +135,7 @@ async def test_stderr_has_one_structured_line_per_event_and_stdout_only_protocol
 
 def test_log_level_flag_filters_and_rejects_unknown_levels(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOOP_")}
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-    }
-    stdin = json.dumps(initialize) + "\n"
+    stdin = json.dumps(initialize()) + "\n"
 
     def run(level: str) -> subprocess.CompletedProcess[str]:
         command = [str(SCRIPT), "--emulator", "--log-level", level]

@@ -29,7 +29,7 @@ from mcp_types import CallToolResult
 from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator
 from tests.support.common import active_scenario, error_text, small_scenario
 from tests.support.journal import journal_entries
-from tests.support.raw_stdio import RawSession, call
+from tests.support.raw_stdio import RawSession, call, initialize
 from tests.support.replicas import (
     HTTP_TOKEN,
     RoundRobinProxy,
@@ -227,12 +227,7 @@ async def test_2025_11_25_sessions_need_and_work_with_sticky_routing(
 # --- a server killed mid-apply -----------------------------------------------------------------
 
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "killer", "version": "1"}},
-}
+INITIALIZE = initialize(0, client="killer", version="1")
 
 
 async def test_a_server_killed_mid_apply_leaves_its_entry_unknown_and_the_scenario_unlocked(

@@ -101,19 +101,7 @@ def test_faulty_stdio_session_never_shows_the_key(tmp_path: Path, loopback: Loop
     )
     session = RawSession(["--log-level", "DEBUG", "--max-retries", "1", "--timeout", "2"], env)
     try:
-        session.request(
-            {
-                "jsonrpc": "2.0",
-                "id": 0,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "0"},
-                },
-            }
-        )
-        session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        session.handshake()
         session.request({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
         outcomes: list[bool] = []
         sid = active_id(loopback.emulator)

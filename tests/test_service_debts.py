@@ -164,19 +164,7 @@ def test_a_tool_crash_logs_its_traceback_at_the_default_level_redacted_and_tells
         # no --log-level: the default, INFO
         session = RawSession([], env, command=[sys.executable, "-c", FAULTY_SERVER])
         try:
-            session.request(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 0,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "t", "version": "0"},
-                    },
-                }
-            )
-            session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            session.handshake()
             response = session.request(call(1, "list_scenarios", {}))
         finally:
             code = session.close()

@@ -75,18 +75,9 @@ def test_stdout_is_only_json_rpc(tmp_path: Path) -> None:
     """Raw JSON-RPC lines in; every line out parses as a JSON-RPC 2.0 message; logs go to stderr."""
     session = RawSession(["--emulator", "--log-level", "DEBUG"], base_env(tmp_path, RUNLOOP_API_KEY=CANARY_KEY))
     try:
-        client_info = {"name": "raw", "version": "0"}
-        init = session.request(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": client_info},
-            }
-        )
+        init = session.handshake(1, client="raw")
         assert init["result"]["serverInfo"]["name"] == "runloop-scenarios-mcp"
         assert init["result"]["protocolVersion"] == "2025-11-25"
-        session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         tools = session.request({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
         assert {tool["name"] for tool in tools["result"]["tools"]} == TOOLS
         page = session.request(call(3, "list_scenarios", {}))

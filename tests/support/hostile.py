@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from runloop_scenarios_mcp.emulator.loopback import Fault, LoopbackEmulator, prepare
+from tests.support.raw_stdio import initialize
 
 SCRIPT = Path(sys.executable).parent / "runloop-scenarios-mcp"
 CANARY = "rl_canary_hostile_5d0b7e21a9c34f86"
@@ -242,12 +243,7 @@ class SlowReport:
     sessions: int = 0
 
 
-_INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": _CLIENT},
-}
+_INITIALIZE = initialize(client=_CLIENT["name"])
 _HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 

@@ -92,6 +92,12 @@ class RawSession:
             if isinstance(parsed, dict) and parsed.get("id") == message["id"] and "method" not in parsed:
                 return parsed
 
+    def handshake(self, request_id: int = 0, client: str = "t") -> dict[str, Any]:
+        """``initialize`` (its answer is returned), then ``notifications/initialized``."""
+        answer = self.request(initialize(request_id, client))
+        self.send(INITIALIZED)
+        return answer
+
     def close(self) -> int:
         assert self.process.stdin is not None
         self.process.stdin.close()
@@ -99,6 +105,15 @@ class RawSession:
         for thread in self._threads:
             thread.join(timeout=EXIT_TIMEOUT)
         return code
+
+
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def initialize(request_id: int = 1, client: str = "t", version: str = "0") -> dict[str, Any]:
+    """The ``initialize`` request of a 2025-11-25 client named ``client`` (over stdio or HTTP)."""
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": client, "version": version}}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "initialize", "params": params}
 
 
 def call(request_id: int, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
