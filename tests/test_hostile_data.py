@@ -10,8 +10,6 @@ its budget and valid JSON.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,7 @@ from mcp import Client, StdioServerParameters
 from runloop_scenarios_mcp.emulator.handler import Emulator
 from runloop_scenarios_mcp.emulator.loopback import LoopbackEmulator
 from tests.support.common import CANARY_KEY, Session, apply_update, error_text, preview_update
-
-SCRIPT = Path(sys.executable).parent / "runloop-scenarios-mcp"
+from tests.support.raw_stdio import SCRIPT, base_env
 
 pytestmark = pytest.mark.anyio
 
@@ -139,13 +136,8 @@ async def test_lone_surrogates_from_the_api_are_shown_as_u_fffd_and_kept_upstrea
         ]
     )
     shown = LONE.replace("\ud800", "\ufffd").replace("\udfff", "\ufffd")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNLOOP_")}
     with LoopbackEmulator(emulator) as loopback:
-        env |= {
-            "RUNLOOP_API_KEY": CANARY_KEY,
-            "RUNLOOP_BASE_URL": loopback.base_url,
-            "RUNLOOP_MCP_JOURNAL": str(tmp_path / "journal.jsonl"),
-        }
+        env = base_env(tmp_path, RUNLOOP_API_KEY=CANARY_KEY, RUNLOOP_BASE_URL=loopback.base_url)
         params = StdioServerParameters(command=str(SCRIPT), args=[], env=env)
         async with Client(params, mode="legacy") as client:
             session = Session(client, "legacy")
