@@ -437,22 +437,16 @@ def _clip_candidates(
     ``tokens``: the exact count of ``value``, or None when it is too big to count whole (then estimated).
     The density of a long string is that of its first :data:`DENSITY_SAMPLE_CHARS` characters.
     """
-    density = {
-        path: count_json(text[:DENSITY_SAMPLE_CHARS]) / len(text[:DENSITY_SAMPLE_CHARS])
-        for path, text in candidates.items()
-    }
-    if tokens is None:
-        sampled = value
+    density = {path: _density(text) for path, text in candidates.items()}
+    if tokens is None:  # estimated: the value without its long strings, plus each at its sample's density
+        rest = value
         for path, text in candidates.items():
             if len(text) > DENSITY_SAMPLE_CHARS:
-                sampled = _set_path(sampled, path, text[:DENSITY_SAMPLE_CHARS])
-        tokens = count_json(sampled) + round(
-            sum(
-                (len(text) - DENSITY_SAMPLE_CHARS) * density[path]
-                for path, text in candidates.items()
-                if len(text) > DENSITY_SAMPLE_CHARS
-            )
+                rest = _set_path(rest, path, "")
+        long_strings = sum(
+            len(text) * density[path] for path, text in candidates.items() if len(text) > DENSITY_SAMPLE_CHARS
         )
+        tokens = count_json(rest) + round(long_strings)
 
     def plan(level: int) -> list[Clip]:
         return [
@@ -504,6 +498,12 @@ def _clip_candidates(
         return best
     assert smallest is not None
     return smallest if MIN_CLIPPED_CHARS in tried else build(MIN_CLIPPED_CHARS)
+
+
+def _density(text: str) -> float:
+    """Tokens per character of ``text`` as a JSON string, from its first :data:`DENSITY_SAMPLE_CHARS` characters."""
+    sample = text[:DENSITY_SAMPLE_CHARS]
+    return count_json(sample) / len(sample)
 
 
 def _at_most(predicted: Callable[[int], float], target: float, level: int) -> bool:
